@@ -1,0 +1,68 @@
+"""Writing audit events. One call per access to patient data."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from django.utils import timezone
+
+from .models import AuditEvent, Outcome
+
+logger = logging.getLogger(__name__)
+
+
+def _client_ip(request) -> str | None:
+    if request is None:
+        return None
+    # Only trust X-Forwarded-For when a proxy is configured to set it (gunicorn behind nginx).
+    from django.conf import settings
+
+    if getattr(settings, "RIS_TRUST_X_FORWARDED_FOR", False):
+        fwd = request.META.get("HTTP_X_FORWARDED_FOR", "")
+        if fwd:
+            return fwd.split(",")[0].strip()
+    return request.META.get("REMOTE_ADDR") or None
+
+
+def actor_role(user) -> str:
+    if user is None or not getattr(user, "is_authenticated", False):
+        return ""
+    from ris.roles import user_roles
+
+    return ",".join(sorted(user_roles(user)))
+
+
+def audit_record(
+    *,
+    action: str,
+    actor=None,
+    request=None,
+    object_type: str = "",
+    object_id: Any = "",
+    patient_id: int | None = None,
+    outcome: str = Outcome.SUCCESS,
+    source_ae: str = "",
+    detail: dict | None = None,
+) -> AuditEvent:
+    """Append one audit event. ``actor`` defaults to the request's user."""
+    if actor is None and request is not None:
+        actor = getattr(request, "user", None)
+    authenticated = actor is not None and getattr(actor, "is_authenticated", False)
+    event = AuditEvent(
+        at=timezone.now(),
+        actor_id=actor.pk if authenticated else None,
+        actor_username=actor.get_username() if authenticated else "",
+        role=actor_role(actor),
+        source_ip=_client_ip(request),
+        source_ae=source_ae[:16],
+        action=action,
+        object_type=object_type,
+        object_id=str(object_id)[:128] if object_id is not None else "",
+        patient_ref=patient_id,
+        outcome=outcome,
+        detail=detail or {},
+    )
+    event.save(force_insert=True)
+    logger.debug("audit %s %s %s", action, object_type, event.pk)
+    return event

@@ -1,0 +1,36 @@
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers
+from rest_framework.authtoken.views import ObtainAuthToken
+from rest_framework.permissions import AllowAny
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from audit.services import audit_record
+
+from .roles import user_roles
+
+
+class TokenView(ObtainAuthToken):
+    """Exchange username + password for an API token (subject to login lockout)."""
+
+    permission_classes = [AllowAny]
+
+    def post(self, request, *args, **kwargs):
+        response = super().post(request, *args, **kwargs)
+        return response
+
+
+class WhoAmISerializer(serializers.Serializer):
+    username = serializers.CharField()
+    roles = serializers.ListField(child=serializers.CharField())
+
+
+class WhoAmIView(APIView):
+    required_actions = {"get": "authenticated"}
+
+    @extend_schema(responses=WhoAmISerializer)
+    def get(self, request):
+        return Response({"username": request.user.get_username(), "roles": sorted(user_roles(request.user))})
+
+
+__all__ = ["TokenView", "WhoAmIView", "audit_record"]

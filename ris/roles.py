@@ -1,0 +1,93 @@
+"""Roles (Django groups) and the permission matrix: which role may perform which action.
+
+The matrix is the single source for pages, the API and the README's table. Superusers and
+the ``admin`` role may do everything. Object scope (which rows a role sees) lives in the
+selectors/``get_queryset`` of each app.
+"""
+
+from __future__ import annotations
+
+from django.contrib.auth.models import Group
+
+
+class Role:
+    FRONT_DESK = "front_desk"
+    TECHNOLOGIST = "technologist"
+    RADIOLOGIST = "radiologist"
+    REVIEWER = "reviewer"
+    DEPT_HEAD = "dept_head"
+    ADMIN = "admin"
+
+    ALL = (FRONT_DESK, TECHNOLOGIST, RADIOLOGIST, REVIEWER, DEPT_HEAD, ADMIN)
+    LABELS = {
+        FRONT_DESK: "Front desk",
+        TECHNOLOGIST: "Technologist",
+        RADIOLOGIST: "Radiologist",
+        REVIEWER: "Reviewing radiologist",
+        DEPT_HEAD: "Department head",
+        ADMIN: "Administrator",
+    }
+
+
+R = Role
+CLINICAL = {R.FRONT_DESK, R.TECHNOLOGIST, R.RADIOLOGIST, R.REVIEWER, R.DEPT_HEAD}
+
+# action -> roles allowed (ADMIN is implied everywhere).
+PERMISSIONS: dict[str, set[str]] = {
+    "patient.view": set(CLINICAL),
+    "patient.create": {R.FRONT_DESK},
+    "patient.update": {R.FRONT_DESK},
+    "patient.merge": {R.FRONT_DESK},
+    "catalog.view": set(CLINICAL),
+    "catalog.manage": set(),
+    "station.view": set(CLINICAL),
+    "station.manage": {R.DEPT_HEAD},
+    "order.view": set(CLINICAL),
+    "order.create": {R.FRONT_DESK},
+    "procedure.view": set(CLINICAL),
+    "procedure.arrive": {R.FRONT_DESK, R.TECHNOLOGIST},
+    "procedure.cancel": {R.FRONT_DESK},
+    "procedure.reschedule": {R.FRONT_DESK},
+    "procedure.start": {R.TECHNOLOGIST},
+    "procedure.complete": {R.TECHNOLOGIST},
+    "procedure.discontinue": {R.TECHNOLOGIST},
+    "board.view": set(CLINICAL),
+    "worklist.view": {R.TECHNOLOGIST, R.DEPT_HEAD},
+    "console.use": {R.TECHNOLOGIST},
+    "imaging.view": {R.TECHNOLOGIST, R.RADIOLOGIST, R.REVIEWER, R.DEPT_HEAD},
+    "imaging.reconcile": {R.TECHNOLOGIST, R.DEPT_HEAD},
+    "report.view": {R.RADIOLOGIST, R.REVIEWER, R.DEPT_HEAD, R.FRONT_DESK},
+    "report.write": {R.RADIOLOGIST, R.REVIEWER},
+    "report.sign": {R.REVIEWER},
+    "report.release": {R.FRONT_DESK, R.REVIEWER},
+    "report.override_lock": {R.DEPT_HEAD},
+    "peer_review.score": {R.RADIOLOGIST, R.REVIEWER},
+    "dashboard.view": {R.DEPT_HEAD},
+    "audit.view": {R.DEPT_HEAD},
+}
+
+
+def user_roles(user) -> set[str]:
+    if user is None or not getattr(user, "is_authenticated", False):
+        return set()
+    cached = getattr(user, "_ris_roles", None)
+    if cached is None:
+        cached = set(user.groups.values_list("name", flat=True)) & set(Role.ALL)
+        if user.is_superuser:
+            cached.add(Role.ADMIN)
+        user._ris_roles = cached
+    return cached
+
+
+def has_permission(user, action: str) -> bool:
+    if action not in PERMISSIONS:
+        raise KeyError(f"unknown action {action!r}")
+    roles = user_roles(user)
+    if Role.ADMIN in roles:
+        return True
+    return bool(roles & PERMISSIONS[action])
+
+
+def ensure_groups() -> None:
+    for name in Role.ALL:
+        Group.objects.get_or_create(name=name)

@@ -1,0 +1,395 @@
+"""Writes for scheduling: ordering, booking, and the procedure lifecycle.
+
+The lifecycle (DESIGN.md §3) is a declared table. Every transition goes through one guarded
+mutator: a conditional UPDATE per allowed source status (so the winner under concurrency is
+decided by the database, and the event row records the true source status), the SPS mirror,
+a ProcedureEvent, an AuditEvent, and side effects after commit.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from functools import partial
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from audit.services import audit_record
+from ris.errors import ApplicationError, Conflict, InvalidTransition
+from ris.identifiers import new_accession_number, new_requested_procedure_id, new_sps_id, new_uid
+
+from . import signals
+from .models import (
+    FINAL_SPS_STATUSES,
+    Order,
+    Priority,
+    ProcedureEvent,
+    ProcedureStatus,
+    ProcedureType,
+    RequestedProcedure,
+    ScheduledProcedureStep,
+    SPSStatus,
+    Station,
+    StationDowntime,
+)
+
+logger = logging.getLogger(__name__)
+
+S = ProcedureStatus
+
+
+@dataclass(frozen=True)
+class Transition:
+    sources: tuple[str, ...]
+    target: str
+    sps_status: str
+    timestamp_field: str | None = None
+    reason_required: bool = False
+
+
+# The procedure state machine: action -> allowed sources, target, SPS mirror.
+# "start" is allowed from scheduled as well as arrived: a modality may send MPPS IN PROGRESS
+# for a walk-in whose check-in the front desk has not yet recorded (IHE SWF case).
+TRANSITIONS: dict[str, Transition] = {
+    "arrive": Transition((S.SCHEDULED,), S.ARRIVED, SPSStatus.ARRIVED, "arrived_at"),
+    "start": Transition((S.SCHEDULED, S.ARRIVED), S.IN_PROGRESS, SPSStatus.STARTED, "started_at"),
+    "complete": Transition((S.IN_PROGRESS,), S.COMPLETED, SPSStatus.COMPLETED, "ended_at"),
+    "discontinue": Transition(
+        (S.IN_PROGRESS,), S.DISCONTINUED, SPSStatus.DISCONTINUED, "ended_at", reason_required=True
+    ),
+    "cancel": Transition(
+        (S.SCHEDULED, S.ARRIVED), S.CANCELLED, SPSStatus.CANCELED, None, reason_required=True
+    ),
+    "reschedule": Transition(
+        (S.SCHEDULED, S.ARRIVED), S.SCHEDULED, SPSStatus.SCHEDULED, None, reason_required=True
+    ),
+}
+
+ACTIVE_STATUSES = (S.SCHEDULED, S.ARRIVED, S.IN_PROGRESS)
+BOOKING_SPS_STATUSES = (SPSStatus.SCHEDULED, SPSStatus.ARRIVED, SPSStatus.STARTED)
+
+
+def allowed_actions(status: str) -> list[str]:
+    return [name for name, t in TRANSITIONS.items() if status in t.sources]
+
+
+def _send_transitioned(procedure_id: int, action: str, from_status: str, to_status: str) -> None:
+    signals.procedure_transitioned.send(
+        sender=RequestedProcedure,
+        procedure_id=procedure_id,
+        action=action,
+        from_status=from_status,
+        to_status=to_status,
+    )
+
+
+def _transition(
+    *,
+    procedure: RequestedProcedure | int,
+    action: str,
+    actor=None,
+    source: str = "ui",
+    reason: str = "",
+    request=None,
+    at: datetime | None = None,
+    detail: dict | None = None,
+    extra_updates: dict | None = None,
+) -> RequestedProcedure:
+    rule = TRANSITIONS[action]
+    reason = (reason or "").strip()
+    if rule.reason_required and not reason:
+        raise ApplicationError("A reason is required.", fields={"reason": ["This field is required."]})
+    pk = procedure.pk if isinstance(procedure, RequestedProcedure) else int(procedure)
+    now = at or timezone.now()
+    updates = {"status": rule.target, "updated_at": timezone.now()}
+    if rule.timestamp_field:
+        updates[rule.timestamp_field] = now
+    if reason:
+        updates["status_reason"] = reason[:255]
+    updates.update(extra_updates or {})
+    with transaction.atomic():
+        from_status = None
+        for candidate in rule.sources:
+            if RequestedProcedure.objects.filter(pk=pk, status=candidate).update(**updates):
+                from_status = candidate
+                break
+        if from_status is None:
+            current = RequestedProcedure.objects.filter(pk=pk).values_list("status", flat=True).first()
+            if current is None:
+                raise ApplicationError("No such procedure.")
+            raise InvalidTransition(
+                f"Cannot {action} a procedure that is {current}.",
+            )
+        steps = ScheduledProcedureStep.objects.filter(requested_procedure_id=pk)
+        if action != "reschedule":
+            steps.exclude(status__in=FINAL_SPS_STATUSES).update(status=rule.sps_status)
+        proc = RequestedProcedure.objects.select_related("order").get(pk=pk)
+        ProcedureEvent.objects.create(
+            requested_procedure_id=pk,
+            action=action,
+            from_status=from_status,
+            to_status=rule.target,
+            at=now,
+            actor=actor if getattr(actor, "is_authenticated", False) else None,
+            source=source[:32],
+            reason=reason[:255],
+            detail=detail or {},
+        )
+        audit_record(
+            action=f"procedure.{action}",
+            actor=actor,
+            request=request,
+            object_type="procedure",
+            object_id=pk,
+            patient_id=proc.order.patient_id,
+            source_ae=source.split(":", 1)[1] if source.startswith(("mpps:", "dicom:")) else "",
+            detail={"from": from_status, "to": rule.target, **({"reason": reason} if reason else {})},
+        )
+        transaction.on_commit(partial(_send_transitioned, pk, action, from_status, rule.target))
+    logger.info("procedure %s %s: %s -> %s (%s)", pk, action, from_status, rule.target, source)
+    return proc
+
+
+def procedure_mark_arrived(*, procedure, actor=None, source="ui", request=None, at=None):
+    return _transition(procedure=procedure, action="arrive", actor=actor, source=source, request=request, at=at)
+
+
+def procedure_start(*, procedure, actor=None, source="ui", request=None, at=None, detail=None):
+    return _transition(
+        procedure=procedure, action="start", actor=actor, source=source, request=request, at=at, detail=detail
+    )
+
+
+def procedure_complete(*, procedure, actor=None, source="ui", request=None, at=None, detail=None):
+    return _transition(
+        procedure=procedure, action="complete", actor=actor, source=source, request=request, at=at, detail=detail
+    )
+
+
+def procedure_discontinue(*, procedure, reason, actor=None, source="ui", request=None, at=None, detail=None):
+    return _transition(
+        procedure=procedure,
+        action="discontinue",
+        actor=actor,
+        source=source,
+        reason=reason,
+        request=request,
+        at=at,
+        detail=detail,
+    )
+
+
+def procedure_cancel(*, procedure, reason, actor=None, source="ui", request=None):
+    return _transition(procedure=procedure, action="cancel", actor=actor, source=source, reason=reason, request=request)
+
+
+def procedure_reschedule(
+    *, procedure, start: datetime, reason: str, station: Station | None = None, actor=None, source="ui", request=None
+):
+    """Move the procedure's open step to a new slot (and optionally another station)."""
+    pk = procedure.pk if isinstance(procedure, RequestedProcedure) else int(procedure)
+    with transaction.atomic():
+        step = (
+            ScheduledProcedureStep.objects.select_related("station", "requested_procedure__procedure_type")
+            .filter(requested_procedure_id=pk)
+            .exclude(status__in=FINAL_SPS_STATUSES)
+            .order_by("-start")
+            .first()
+        )
+        if step is None:
+            raise InvalidTransition("The procedure has no open scheduled step.")
+        target_station = station or step.station
+        duration = step.end - step.start
+        _lock_and_check_slot(
+            station=target_station, start=start, end=start + duration, exclude_step_id=step.pk
+        )
+        old = {"station": step.station.ae_title, "start": step.start.isoformat()}
+        proc = _transition(
+            procedure=pk,
+            action="reschedule",
+            actor=actor,
+            source=source,
+            reason=reason,
+            request=request,
+            detail={"old": old, "new": {"station": target_station.ae_title, "start": start.isoformat()}},
+            extra_updates={"arrived_at": None},
+        )
+        ScheduledProcedureStep.objects.filter(pk=step.pk).update(
+            station=target_station,
+            modality=target_station.modality,
+            start=start,
+            end=start + duration,
+            status=SPSStatus.SCHEDULED,
+        )
+    return proc
+
+
+# ---------------------------------------------------------------------------------------
+# Booking
+
+
+def _lock_and_check_slot(*, station: Station, start: datetime, end: datetime, exclude_step_id=None) -> None:
+    """Serialise bookings per station (row lock) and refuse overlaps and downtime."""
+    if timezone.is_naive(start):
+        raise ApplicationError("Start time must be timezone-aware.")
+    locked = Station.objects.select_for_update().filter(pk=station.pk, active=True).first()
+    if locked is None:
+        raise ApplicationError("The station is not active.", fields={"station": ["Inactive station."]})
+    local_start = timezone.localtime(start)
+    day_open = local_start.replace(
+        hour=station.work_start.hour, minute=station.work_start.minute, second=0, microsecond=0
+    )
+    day_close = local_start.replace(
+        hour=station.work_end.hour, minute=station.work_end.minute, second=0, microsecond=0
+    )
+    if start < day_open or end > day_close:
+        raise ApplicationError(
+            "The slot is outside the station's working hours.",
+            fields={"start": ["Outside working hours."]},
+        )
+    if StationDowntime.objects.filter(station=station, start__lt=end, end__gt=start).exists():
+        raise Conflict("The station is down at that time.", fields={"start": ["Station downtime."]})
+    clash = ScheduledProcedureStep.objects.filter(
+        station=station, status__in=BOOKING_SPS_STATUSES, start__lt=end, end__gt=start
+    )
+    if exclude_step_id:
+        clash = clash.exclude(pk=exclude_step_id)
+    if clash.exists():
+        raise Conflict("The slot is already booked.", fields={"start": ["Slot already booked."]})
+
+
+@transaction.atomic
+def order_create(
+    *,
+    patient,
+    procedure_type: ProcedureType,
+    station: Station,
+    start: datetime,
+    actor=None,
+    request=None,
+    priority: str = Priority.ROUTINE,
+    referring_physician: str = "",
+    requesting_physician: str = "",
+    requesting_service: str = "",
+    reason: str = "",
+    clinical_info: str = "",
+    placer_order_number: str = "",
+    filler_order_number: str = "",
+    admission_id: str = "",
+    performing_physician: str = "",
+    accession_number: str | None = None,
+    requested_procedure_id: str | None = None,
+    sps_id: str | None = None,
+    study_instance_uid: str | None = None,
+    source: str = "ui",
+) -> Order:
+    """Order one procedure and book it on the station's calendar.
+
+    Identifiers are assigned here (Accession Number, RP ID, SPS ID, Study Instance UID)
+    unless given (imports from file worklists keep theirs).
+    """
+    if patient.merged_into_id:
+        raise ApplicationError("This patient was merged; order on the surviving record.")
+    if not procedure_type.active:
+        raise ApplicationError("This procedure is no longer offered.", fields={"procedure_type": ["Inactive."]})
+    if station.modality != procedure_type.modality:
+        raise ApplicationError(
+            "The station's modality does not match the procedure.",
+            fields={"station": [f"{station.ae_title} is {station.modality}, the procedure needs {procedure_type.modality}."]},
+        )
+    if priority not in Priority.values:
+        raise ApplicationError("Unknown priority.", fields={"priority": ["Invalid choice."]})
+    end = start + timedelta(minutes=procedure_type.duration_minutes)
+    _lock_and_check_slot(station=station, start=start, end=end)
+
+    order = Order(
+        patient=patient,
+        accession_number=accession_number or new_accession_number(),
+        priority=priority,
+        referring_physician=referring_physician,
+        requesting_physician=requesting_physician,
+        requesting_service=requesting_service,
+        reason=reason,
+        clinical_info=clinical_info,
+        placer_order_number=placer_order_number,
+        filler_order_number=filler_order_number,
+        admission_id=admission_id,
+        created_by=actor if getattr(actor, "is_authenticated", False) else None,
+    )
+    _full_clean(order, exclude=["patient", "created_by"])
+    if Order.objects.filter(accession_number=order.accession_number).exists():
+        raise Conflict("Accession Number already in use.", fields={"accession_number": ["Duplicate."]})
+    order.save(force_insert=True)
+    proc = RequestedProcedure(
+        order=order,
+        procedure_type=procedure_type,
+        requested_procedure_id=requested_procedure_id or new_requested_procedure_id(),
+        study_instance_uid=study_instance_uid or new_uid(),
+        description=procedure_type.code_meaning,
+    )
+    _full_clean(proc, exclude=["order", "procedure_type"])
+    if RequestedProcedure.objects.filter(
+        Q(study_instance_uid=proc.study_instance_uid) | Q(requested_procedure_id=proc.requested_procedure_id)
+    ).exists():
+        raise Conflict("Study Instance UID or Requested Procedure ID already in use.")
+    proc.save(force_insert=True)
+    step = ScheduledProcedureStep(
+        requested_procedure=proc,
+        sps_id=sps_id or new_sps_id(),
+        station=station,
+        modality=station.modality,
+        start=start,
+        end=end,
+        description=procedure_type.code_meaning,
+        performing_physician=performing_physician,
+    )
+    _full_clean(step, exclude=["requested_procedure", "station"])
+    if ScheduledProcedureStep.objects.filter(sps_id=step.sps_id).exists():
+        raise Conflict("SPS ID already in use.", fields={"sps_id": ["Duplicate."]})
+    step.save(force_insert=True)
+    ProcedureEvent.objects.create(
+        requested_procedure=proc,
+        action="order",
+        from_status="",
+        to_status=S.SCHEDULED,
+        at=timezone.now(),
+        actor=order.created_by,
+        source=source[:32],
+        detail={"station": station.ae_title, "start": start.isoformat()},
+    )
+    audit_record(
+        action="order.create",
+        actor=actor,
+        request=request,
+        object_type="order",
+        object_id=order.pk,
+        patient_id=patient.pk,
+        detail={"accession_number": order.accession_number, "procedure": procedure_type.code_value},
+    )
+    transaction.on_commit(
+        partial(signals.order_created.send, sender=Order, order_id=order.pk, procedure_ids=[proc.pk])
+    )
+    return order
+
+
+def _full_clean(obj, *, exclude) -> None:
+    try:
+        obj.full_clean(exclude=exclude, validate_unique=False, validate_constraints=False)
+    except ValidationError as exc:
+        raise ApplicationError("Invalid input.", fields=exc.message_dict) from exc
+
+
+@transaction.atomic
+def station_add_downtime(*, station: Station, start: datetime, end: datetime, reason: str, actor=None) -> StationDowntime:
+    if end <= start:
+        raise ApplicationError("Downtime must end after it starts.", fields={"end": ["Before start."]})
+    downtime = StationDowntime.objects.create(
+        station=station, start=start, end=end, reason=reason, created_by=actor if getattr(actor, "is_authenticated", False) else None
+    )
+    audit_record(action="station.downtime", actor=actor, object_type="station", object_id=station.pk,
+                 detail={"start": start.isoformat(), "end": end.isoformat()})
+    return downtime
