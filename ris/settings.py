@@ -213,6 +213,8 @@ RIS_DICOM_PORT = env.int("RIS_DICOM_PORT", default=11112)
 RIS_DICOM_BIND_ADDRESS = env("RIS_DICOM_BIND_ADDRESS", default="127.0.0.1")
 RIS_STORAGE_ROOT = Path(env("RIS_STORAGE_ROOT", default=str(VAR_DIR / "storage")))
 RIS_MWL_RESULT_CAP = env.int("RIS_MWL_RESULT_CAP", default=2000)
+# Modules that contribute DICOM services to the one AE (each has contribute(ae) -> handlers).
+RIS_DICOM_SERVICES = ["worklist.dicom_mwl", "worklist.dicom_mpps", "imaging.dicom"]
 
 LOGGING = {
     "version": 1,

@@ -1,0 +1,1 @@
+"""Pytest plugin: fixtures to run a real Celery worker against Redis (see docs/CONTRACTS.md)."""
