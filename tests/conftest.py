@@ -72,7 +72,7 @@ def browser():
 
 
 @pytest.fixture
-def page_for(browser, live_server, users):
+def page_for(browser, live_server, transactional_db, users):
     """Open a browser page logged in as the demo user of a role: ``page = page_for("front_desk")``."""
     from django.conf import settings
     from django.test import Client
