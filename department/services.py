@@ -1,0 +1,181 @@
+"""Writes for the department: materials (stock in, usage per exam) and equipment downtime.
+
+Stock changes are single ``UPDATE … SET stock_level = stock_level ± q`` statements (``F()``),
+so two consoles recording contrast at the same moment both count. A usage is always
+recorded, even if it takes the book stock below zero: the exam happened, so the count was
+wrong, and the negative balance is what tells the department to recount.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import date, datetime
+from decimal import Decimal, InvalidOperation
+
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from audit.services import audit_record
+from ris.errors import ApplicationError, NotFound
+
+from .models import MaterialItem, MaterialReceipt, MaterialUsage, UsageSource
+
+logger = logging.getLogger(__name__)
+
+MAX_QUANTITY = Decimal("100000")
+
+
+def _quantity(value) -> Decimal:
+    try:
+        q = Decimal(str(value)).quantize(Decimal("0.01"))
+    except (InvalidOperation, ValueError, TypeError) as exc:
+        raise ApplicationError("Quantity must be a number.", fields={"quantity": ["Not a number."]}) from exc
+    if not q.is_finite() or q <= 0 or q > MAX_QUANTITY:
+        raise ApplicationError(
+            "Quantity must be greater than zero.", fields={"quantity": ["Must be greater than zero."]}
+        )
+    return q
+
+
+def _split_source(source: str) -> tuple[str, str]:
+    """``"console"``, ``"mpps"``, ``"mpps:CT1"``, ``"manual"`` → (kind, AE title)."""
+    kind, _sep, ae = (source or "").partition(":")
+    kind = kind.strip().lower()
+    if kind not in UsageSource.values:
+        raise ApplicationError(
+            f"Unknown usage source {source!r}.",
+            fields={"source": [f"One of {', '.join(UsageSource.values)}."]},
+        )
+    return kind, ae.strip()[:16]
+
+
+def material_record_usage(
+    *,
+    procedure,
+    item_code: str,
+    quantity,
+    actor=None,
+    source: str = UsageSource.CONSOLE,
+    notes: str = "",
+    at: datetime | None = None,
+    request=None,
+) -> MaterialUsage:
+    """Record material used for one exam and take it out of stock.
+
+    Returns the usage row with two extra attributes: ``stock_level_after`` and ``low_stock``
+    (the item is at or below its threshold after this usage; a warning is logged).
+    """
+    from scheduling.models import RequestedProcedure
+
+    qty = _quantity(quantity)
+    kind, source_ae = _split_source(source)
+    pk = procedure.pk if isinstance(procedure, RequestedProcedure) else int(procedure)
+    with transaction.atomic():
+        proc = RequestedProcedure.objects.select_related("order").filter(pk=pk).first()
+        if proc is None:
+            raise NotFound("No such procedure.")
+        item = MaterialItem.objects.filter(code=item_code, active=True).only("pk").first()
+        if item is None:
+            raise ApplicationError(
+                f"Unknown or inactive material {item_code!r}.", fields={"item_code": ["Unknown material."]}
+            )
+        # The decrement is one statement; the row stays locked by it until commit, so the
+        # level read back below is exactly ours.
+        MaterialItem.objects.filter(pk=item.pk).update(stock_level=F("stock_level") - qty)
+        level, threshold = MaterialItem.objects.filter(pk=item.pk).values_list(
+            "stock_level", "low_stock_threshold"
+        )[0]
+        usage = MaterialUsage.objects.create(
+            procedure_id=pk,
+            item_id=item.pk,
+            quantity=qty,
+            notes=(notes or "")[:255],
+            actor=actor if getattr(actor, "is_authenticated", False) else None,
+            source=kind,
+            source_ae=source_ae,
+            at=at or timezone.now(),
+        )
+        audit_record(
+            action="material.usage",
+            actor=actor,
+            request=request,
+            object_type="procedure",
+            object_id=pk,
+            patient_id=proc.order.patient_id,
+            source_ae=source_ae,
+            detail={"item": item_code, "quantity": str(qty), "source": kind, "usage_id": usage.pk},
+        )
+    usage.stock_level_after = level
+    usage.low_stock = level <= threshold
+    if usage.low_stock:
+        logger.warning("material %s low stock: %s left (threshold %s)", item_code, level, threshold)
+    return usage
+
+
+def material_receive(
+    *,
+    item: MaterialItem | str,
+    quantity,
+    actor=None,
+    lot_number: str = "",
+    expiry_date: date | None = None,
+    supplier: str = "",
+    notes: str = "",
+    at: datetime | None = None,
+    request=None,
+) -> MaterialReceipt:
+    """Stock in (入库): a delivery adds to the stock level."""
+    qty = _quantity(quantity)
+    code = item.code if isinstance(item, MaterialItem) else item
+    with transaction.atomic():
+        obj = MaterialItem.objects.filter(code=code).first()
+        if obj is None:
+            raise ApplicationError("Unknown material.", fields={"item": ["Unknown material."]})
+        MaterialItem.objects.filter(pk=obj.pk).update(stock_level=F("stock_level") + qty)
+        receipt = MaterialReceipt.objects.create(
+            item=obj,
+            quantity=qty,
+            lot_number=(lot_number or "")[:64],
+            expiry_date=expiry_date,
+            supplier=(supplier or "")[:128],
+            notes=(notes or "")[:255],
+            actor=actor if getattr(actor, "is_authenticated", False) else None,
+            at=at or timezone.now(),
+        )
+        audit_record(
+            action="material.receive",
+            actor=actor,
+            request=request,
+            object_type="material",
+            object_id=obj.pk,
+            detail={"item": code, "quantity": str(qty), "lot": receipt.lot_number},
+        )
+    return receipt
+
+
+def material_item_upsert(
+    *,
+    code: str,
+    name: str,
+    kind: str,
+    unit: str,
+    low_stock_threshold=0,
+    initial_stock=0,
+    active: bool = True,
+) -> tuple[MaterialItem, bool]:
+    """Create an item (with an opening stock) or update its descriptive fields. Idempotent."""
+    item, created = MaterialItem.objects.get_or_create(
+        code=code,
+        defaults={
+            "name": name,
+            "kind": kind,
+            "unit": unit,
+            "low_stock_threshold": Decimal(str(low_stock_threshold)),
+            "stock_level": Decimal(str(initial_stock)),
+            "active": active,
+        },
+    )
+    if not created:
+        MaterialItem.objects.filter(pk=item.pk).update(name=name, kind=kind, unit=unit, active=active)
+    return item, created
