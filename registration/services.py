@@ -78,7 +78,7 @@ def _validate(patient: Patient) -> None:
             errors.setdefault(group, []).append("The name group is longer than 64 characters.")
     if errors:
         raise ValidationError(errors)
-    patient.full_clean(exclude=["merged_into"], validate_unique=False)
+    patient.full_clean(exclude=["merged_into"], validate_unique=False, validate_constraints=False)
 
 
 @transaction.atomic
@@ -152,9 +152,7 @@ def patient_merge(*, source: Patient, target: Patient, actor, request=None) -> P
 
     if source.pk == target.pk:
         raise ApplicationError("A patient cannot be merged into itself.")
-    updated = Patient.objects.filter(pk=source.pk, merged_into__isnull=True).update(
-        merged_into=target
-    )
+    updated = Patient.objects.filter(pk=source.pk, merged_into__isnull=True).update(merged_into=target)
     if not updated:
         raise Conflict("This patient has already been merged.")
     if target.merged_into_id:

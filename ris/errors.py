@@ -8,6 +8,7 @@ from __future__ import annotations
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from rest_framework import status
+from rest_framework.exceptions import ValidationError as DRFValidationError
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
 
@@ -63,6 +64,13 @@ def api_exception_handler(exc, context):
         else:
             body = {"detail": "; ".join(exc.messages), "code": "invalid"}
         return Response(body, status=status.HTTP_400_BAD_REQUEST)
+    if isinstance(exc, DRFValidationError):
+        # One error shape for the whole API: detail + code + field errors.
+        errors = exc.detail if isinstance(exc.detail, dict) else {"non_field_errors": exc.detail}
+        return Response(
+            {"detail": "Invalid input.", "code": "invalid", "errors": errors},
+            status=status.HTTP_400_BAD_REQUEST,
+        )
     if isinstance(exc, DjangoPermissionDenied):
         return Response({"detail": "Forbidden."}, status=status.HTTP_403_FORBIDDEN)
     return exception_handler(exc, context)

@@ -1,5 +1,8 @@
-from rest_framework.routers import DefaultRouter
+from rest_framework.routers import SimpleRouter
 
-router = DefaultRouter()
+from .views import PatientViewSet
+
+router = SimpleRouter()
+router.register("patients", PatientViewSet, basename="patient")
 
 urlpatterns = router.urls

@@ -1,0 +1,93 @@
+from __future__ import annotations
+
+from django.core.exceptions import ValidationError
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
+from rest_framework import mixins, status, viewsets
+from rest_framework.response import Response
+
+from registration.models import Patient
+from registration.selectors import patient_list, patient_search
+from registration.services import patient_register, patient_update
+from ris.api_mixins import AuditedReadMixin
+from ris.errors import ApplicationError
+
+from .serializers import PatientSerializer, PatientUpdateSerializer
+
+
+@extend_schema_view(
+    list=extend_schema(
+        parameters=[
+            OpenApiParameter("q", str, description="Name (any group, pinyin, characters), ID"),
+            OpenApiParameter("birth_date", str, description="YYYY-MM-DD"),
+        ]
+    )
+)
+class PatientViewSet(
+    AuditedReadMixin,
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.CreateModelMixin,
+    mixins.UpdateModelMixin,
+    viewsets.GenericViewSet,
+):
+    """Patients. Search with ``?q=`` (王*, wang, WANG XiaoDong, an ID) and ``?birth_date=``."""
+
+    required_actions = {
+        "list": "patient.view",
+        "retrieve": "patient.view",
+        "create": "patient.create",
+        "update": "patient.update",
+        "partial_update": "patient.update",
+    }
+    audit_object_type = "patient"
+    serializer_class = PatientSerializer
+
+    def audit_patient_id(self, obj):
+        return obj.pk
+
+    def get_serializer_class(self):
+        if self.action in ("update", "partial_update"):
+            return PatientUpdateSerializer
+        return PatientSerializer
+
+    def get_queryset(self):
+        if self.action != "list":
+            return patient_list()
+        q = self.request.query_params.get("q", "")
+        birth = self.request.query_params.get("birth_date") or None
+        if birth:
+            from datetime import date
+
+            try:
+                birth = date.fromisoformat(birth)
+            except ValueError as exc:
+                raise ApplicationError(
+                    "birth_date must be YYYY-MM-DD.", fields={"birth_date": ["Invalid date."]}
+                ) from exc
+        return patient_search(query=q, birth_date=birth)
+
+    def create(self, request, *args, **kwargs):
+        serializer = self.get_serializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = dict(serializer.validated_data)
+        try:
+            patient = patient_register(actor=request.user, request=request, **data)
+        except ValidationError as exc:
+            raise ApplicationError("Invalid input.", fields=exc.message_dict) from exc
+        return Response(PatientSerializer(patient).data, status=status.HTTP_201_CREATED)
+
+    def update(self, request, *args, **kwargs):
+        partial = kwargs.pop("partial", False)
+        patient = self.get_object()
+        serializer = self.get_serializer(patient, data=request.data, partial=partial)
+        serializer.is_valid(raise_exception=True)
+        try:
+            patient = patient_update(
+                patient=patient, actor=request.user, request=request, **serializer.validated_data
+            )
+        except ValidationError as exc:
+            raise ApplicationError("Invalid input.", fields=exc.message_dict) from exc
+        return Response(PatientSerializer(patient).data)
+
+
+__all__ = ["Patient", "PatientViewSet"]

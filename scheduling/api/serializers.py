@@ -1,0 +1,184 @@
+from __future__ import annotations
+
+from rest_framework import serializers
+
+from registration.models import Patient
+from scheduling.models import (
+    Order,
+    Priority,
+    ProcedureEvent,
+    ProcedureType,
+    RequestedProcedure,
+    ScheduledProcedureStep,
+    Station,
+)
+
+
+class StationSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Station
+        fields = [
+            "id",
+            "ae_title",
+            "name",
+            "modality",
+            "room",
+            "host",
+            "charset_profile",
+            "worklist_scope",
+            "work_start",
+            "work_end",
+            "slot_minutes",
+            "active",
+        ]
+
+
+class ProcedureTypeSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = ProcedureType
+        fields = [
+            "id",
+            "code_value",
+            "coding_scheme",
+            "code_meaning",
+            "modality",
+            "body_part",
+            "duration_minutes",
+            "preparation",
+            "active",
+        ]
+
+
+class StepSerializer(serializers.ModelSerializer):
+    station = serializers.CharField(source="station.ae_title", read_only=True)
+
+    class Meta:
+        model = ScheduledProcedureStep
+        fields = ["sps_id", "station", "modality", "start", "end", "status", "description"]
+
+
+class ProcedureSerializer(serializers.ModelSerializer):
+    accession_number = serializers.CharField(source="order.accession_number", read_only=True)
+    patient = serializers.IntegerField(source="order.patient_id", read_only=True)
+    priority = serializers.CharField(source="order.priority", read_only=True)
+    procedure_code = serializers.CharField(source="procedure_type.code_value", read_only=True)
+    steps = StepSerializer(many=True, read_only=True)
+
+    class Meta:
+        model = RequestedProcedure
+        fields = [
+            "id",
+            "requested_procedure_id",
+            "study_instance_uid",
+            "accession_number",
+            "patient",
+            "priority",
+            "procedure_code",
+            "description",
+            "status",
+            "status_reason",
+            "arrived_at",
+            "started_at",
+            "ended_at",
+            "images_available_at",
+            "steps",
+        ]
+        read_only_fields = fields
+
+
+class ProcedureEventSerializer(serializers.ModelSerializer):
+    actor = serializers.CharField(source="actor.username", read_only=True, default="")
+
+    class Meta:
+        model = ProcedureEvent
+        fields = ["action", "from_status", "to_status", "at", "actor", "source", "reason"]
+
+
+class OrderSerializer(serializers.ModelSerializer):
+    """Read shape of an order, with the identifiers assigned at ordering."""
+
+    procedures = ProcedureSerializer(many=True, read_only=True)
+    requested_procedure_id = serializers.SerializerMethodField()
+    sps_id = serializers.SerializerMethodField()
+    study_instance_uid = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Order
+        fields = [
+            "id",
+            "accession_number",
+            "requested_procedure_id",
+            "sps_id",
+            "study_instance_uid",
+            "patient",
+            "priority",
+            "referring_physician",
+            "requesting_physician",
+            "requesting_service",
+            "reason",
+            "clinical_info",
+            "placer_order_number",
+            "filler_order_number",
+            "admission_id",
+            "created_at",
+            "procedures",
+        ]
+        read_only_fields = fields
+
+    def _first(self, obj):
+        procs = list(obj.procedures.all())
+        return procs[0] if procs else None
+
+    def get_requested_procedure_id(self, obj) -> str:
+        p = self._first(obj)
+        return p.requested_procedure_id if p else ""
+
+    def get_study_instance_uid(self, obj) -> str:
+        p = self._first(obj)
+        return p.study_instance_uid if p else ""
+
+    def get_sps_id(self, obj) -> str:
+        p = self._first(obj)
+        steps = list(p.steps.all()) if p else []
+        return steps[0].sps_id if steps else ""
+
+
+class OrderCreateSerializer(serializers.Serializer):
+    """Create an order: patient, procedure code, station AE title and start time."""
+
+    patient = serializers.PrimaryKeyRelatedField(queryset=Patient.objects.filter(merged_into__isnull=True))
+    procedure_code = serializers.CharField(max_length=16)
+    coding_scheme = serializers.CharField(max_length=16, required=False, default="99RIS")
+    station_ae_title = serializers.CharField(max_length=16)
+    start = serializers.DateTimeField()
+    priority = serializers.ChoiceField(choices=Priority.choices, default=Priority.ROUTINE)
+    referring_physician = serializers.CharField(max_length=64, required=False, allow_blank=True, default="")
+    requesting_physician = serializers.CharField(max_length=64, required=False, allow_blank=True, default="")
+    requesting_service = serializers.CharField(max_length=64, required=False, allow_blank=True, default="")
+    reason = serializers.CharField(max_length=64, required=False, allow_blank=True, default="")
+    clinical_info = serializers.CharField(required=False, allow_blank=True, default="")
+    placer_order_number = serializers.CharField(max_length=64, required=False, allow_blank=True, default="")
+    admission_id = serializers.CharField(max_length=64, required=False, allow_blank=True, default="")
+
+    def validate(self, attrs):
+        try:
+            attrs["procedure_type"] = ProcedureType.objects.get(
+                code_value=attrs.pop("procedure_code"), coding_scheme=attrs.pop("coding_scheme")
+            )
+        except ProcedureType.DoesNotExist as exc:
+            raise serializers.ValidationError({"procedure_code": ["Unknown procedure code."]}) from exc
+        try:
+            attrs["station"] = Station.objects.get(ae_title=attrs.pop("station_ae_title"))
+        except Station.DoesNotExist as exc:
+            raise serializers.ValidationError({"station_ae_title": ["Unknown station."]}) from exc
+        return attrs
+
+
+class ReasonSerializer(serializers.Serializer):
+    reason = serializers.CharField(max_length=255)
+
+
+class RescheduleSerializer(serializers.Serializer):
+    start = serializers.DateTimeField()
+    reason = serializers.CharField(max_length=255)
+    station_ae_title = serializers.CharField(max_length=16, required=False)
