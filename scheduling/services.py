@@ -262,6 +262,10 @@ def _lock_and_check_slot(*, station: Station, start: datetime, end: datetime, ex
         raise Conflict("The slot is already booked.", fields={"start": ["Slot already booked."]})
 
 
+_IMPORT_PROCEDURE_FIELDS = {"description"}
+_IMPORT_STEP_FIELDS = {"modality", "description", "pre_medication", "contrast_agent"}
+
+
 @transaction.atomic
 def order_create(
     *,
@@ -286,17 +290,23 @@ def order_create(
     sps_id: str | None = None,
     study_instance_uid: str | None = None,
     source: str = "ui",
+    check_calendar: bool = True,
+    procedure_fields: dict | None = None,
+    step_fields: dict | None = None,
 ) -> Order:
     """Order one procedure and book it on the station's calendar.
 
     Identifiers are assigned here (Accession Number, RP ID, SPS ID, Study Instance UID)
-    unless given (imports from file worklists keep theirs).
+    unless given (imports from file worklists keep theirs). ``check_calendar=False`` (imports
+    of an existing schedule) skips the working-hours/overlap check and the station-modality
+    match; ``procedure_fields`` (description) and ``step_fields`` (modality, description,
+    pre_medication, contrast_agent) carry the imported values.
     """
     if patient.merged_into_id:
         raise ApplicationError("This patient was merged; order on the surviving record.")
     if not procedure_type.active:
         raise ApplicationError("This procedure is no longer offered.", fields={"procedure_type": ["Inactive."]})
-    if station.modality != procedure_type.modality:
+    if check_calendar and station.modality != procedure_type.modality:
         raise ApplicationError(
             "The station's modality does not match the procedure.",
             fields={"station": [f"{station.ae_title} is {station.modality}, the procedure needs {procedure_type.modality}."]},
@@ -304,7 +314,8 @@ def order_create(
     if priority not in Priority.values:
         raise ApplicationError("Unknown priority.", fields={"priority": ["Invalid choice."]})
     end = start + timedelta(minutes=procedure_type.duration_minutes)
-    _lock_and_check_slot(station=station, start=start, end=end)
+    if check_calendar:
+        _lock_and_check_slot(station=station, start=start, end=end)
 
     order = Order(
         patient=patient,
@@ -331,6 +342,10 @@ def order_create(
         study_instance_uid=study_instance_uid or new_uid(),
         description=procedure_type.code_meaning,
     )
+    for name, value in (procedure_fields or {}).items():
+        if name not in _IMPORT_PROCEDURE_FIELDS:
+            raise ApplicationError(f"Unknown procedure field {name!r}.")
+        setattr(proc, name, value)
     _full_clean(proc, exclude=["order", "procedure_type"])
     if RequestedProcedure.objects.filter(
         Q(study_instance_uid=proc.study_instance_uid) | Q(requested_procedure_id=proc.requested_procedure_id)
@@ -347,6 +362,10 @@ def order_create(
         description=procedure_type.code_meaning,
         performing_physician=performing_physician,
     )
+    for name, value in (step_fields or {}).items():
+        if name not in _IMPORT_STEP_FIELDS:
+            raise ApplicationError(f"Unknown step field {name!r}.")
+        setattr(step, name, value)
     _full_clean(step, exclude=["requested_procedure", "station"])
     if ScheduledProcedureStep.objects.filter(sps_id=step.sps_id).exists():
         raise Conflict("SPS ID already in use.", fields={"sps_id": ["Duplicate."]})
