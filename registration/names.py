@@ -12,8 +12,38 @@ from pypinyin import Style, lazy_pinyin
 
 # Two-character (compound) surnames; anything else takes the first character as family name.
 COMPOUND_SURNAMES = frozenset(
-    "欧阳 司马 上官 诸葛 东方 皇甫 尉迟 公孙 慕容 长孙 宇文 司徒 司空 夏侯 令狐 "
-    "轩辕 端木 独孤 南宫 西门 百里 呼延 澹台 万俟 闻人 赫连 拓跋 钟离 申屠 太史".split()
+    [
+        "欧阳",
+        "司马",
+        "上官",
+        "诸葛",
+        "东方",
+        "皇甫",
+        "尉迟",
+        "公孙",
+        "慕容",
+        "长孙",
+        "宇文",
+        "司徒",
+        "司空",
+        "夏侯",
+        "令狐",
+        "轩辕",
+        "端木",
+        "独孤",
+        "南宫",
+        "西门",
+        "百里",
+        "呼延",
+        "澹台",
+        "万俟",
+        "闻人",
+        "赫连",
+        "拓跋",
+        "钟离",
+        "申屠",
+        "太史",
+    ]
 )
 
 _HAN = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
@@ -37,9 +67,24 @@ def split_chinese_name(full: str) -> tuple[str, str]:
 
 # Surnames whose reading differs from the character's most common reading.
 _SURNAME_READINGS = {
-    "单": "Shan", "曾": "Zeng", "解": "Xie", "仇": "Qiu", "朴": "Piao", "区": "Ou",
-    "查": "Zha", "乐": "Yue", "尉迟": "YuChi", "万俟": "MoQi", "覃": "Qin", "缪": "Miao",
-    "翟": "Zhai", "盖": "Ge", "繁": "Po", "員": "Yun", "长孙": "ZhangSun", "重": "Chong",
+    "单": "Shan",
+    "曾": "Zeng",
+    "解": "Xie",
+    "仇": "Qiu",
+    "朴": "Piao",
+    "区": "Ou",
+    "查": "Zha",
+    "乐": "Yue",
+    "尉迟": "YuChi",
+    "万俟": "MoQi",
+    "覃": "Qin",
+    "缪": "Miao",
+    "翟": "Zhai",
+    "盖": "Ge",
+    "繁": "Po",
+    "員": "Yun",
+    "长孙": "ZhangSun",
+    "重": "Chong",
 }
 
 

@@ -18,9 +18,7 @@ class IdentifierCounter(models.Model):
 class StaffProfile(models.Model):
     """What the RIS knows about a user beyond auth: printed name, title, modality scope."""
 
-    user = models.OneToOneField(
-        "auth.User", on_delete=models.CASCADE, related_name="ris_profile"
-    )
+    user = models.OneToOneField("auth.User", on_delete=models.CASCADE, related_name="ris_profile")
     printed_name = models.CharField(max_length=128, blank=True)
     title = models.CharField(max_length=64, blank=True)
     # Comma-separated modalities a technologist works on; empty = all.

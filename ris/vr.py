@@ -134,16 +134,15 @@ def validate_is(value: str) -> None:
 
 
 def format_da(value: date | None) -> str:
-    return value.strftime("%Y%m%d") if value else ""
+    # Not strftime: %Y does not zero-pad years before 1000 on every platform.
+    return f"{value.year:04d}{value.month:02d}{value.day:02d}" if value else ""
 
 
 def format_tm(value: time | None) -> str:
     return value.strftime("%H%M%S") if value else ""
 
 
-def make_pn(
-    family: str = "", given: str = "", middle: str = "", prefix: str = "", suffix: str = ""
-) -> str:
+def make_pn(family: str = "", given: str = "", middle: str = "", prefix: str = "", suffix: str = "") -> str:
     """One PN component group with trailing empty components removed (PS3.5 6.2.1)."""
     parts = [family, given, middle, prefix, suffix]
     while parts and not parts[-1]:

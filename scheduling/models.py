@@ -79,14 +79,14 @@ class StationDowntime(models.Model):
     start = models.DateTimeField()
     end = models.DateTimeField()
     reason = models.CharField(max_length=255, blank=True)
-    created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
-    )
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
 
     class Meta:
         ordering = ["start"]
         constraints = [
-            models.CheckConstraint(condition=models.Q(end__gt=models.F("start")), name="downtime_end_after_start")
+            models.CheckConstraint(
+                condition=models.Q(end__gt=models.F("start")), name="downtime_end_after_start"
+            )
         ]
 
     def __str__(self) -> str:
@@ -134,7 +134,9 @@ class Order(models.Model):
     accession_number = models.CharField(
         _("Accession Number"), max_length=16, unique=True, validators=[validate_sh]
     )
-    priority = models.CharField(_("Priority"), max_length=8, choices=Priority.choices, default=Priority.ROUTINE)
+    priority = models.CharField(
+        _("Priority"), max_length=8, choices=Priority.choices, default=Priority.ROUTINE
+    )
     referring_physician = models.CharField(
         _("Referring physician"), max_length=64, blank=True, validators=[validate_pn]
     )
@@ -144,7 +146,9 @@ class Order(models.Model):
     requesting_service = models.CharField(
         _("Requesting service"), max_length=64, blank=True, validators=[validate_lo]
     )
-    reason = models.CharField(_("Reason for the procedure"), max_length=64, blank=True, validators=[validate_lo])
+    reason = models.CharField(
+        _("Reason for the procedure"), max_length=64, blank=True, validators=[validate_lo]
+    )
     clinical_info = models.TextField(_("Clinical information"), blank=True)
     placer_order_number = models.CharField(
         _("Placer order number"), max_length=64, blank=True, validators=[validate_lo]

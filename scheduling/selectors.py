@@ -66,23 +66,29 @@ def station_day_slots(*, station: Station, day: date, duration_minutes: int | No
         elif t < now:
             slots.append(Slot(t, slot_end, "past"))
         else:
-            fits = t + need <= close_at and not any(
-                s.start < t + need and s.end > t for s in steps
-            ) and not any(d.start < t + need and d.end > t for d in downs)
+            fits = (
+                t + need <= close_at
+                and not any(s.start < t + need and s.end > t for s in steps)
+                and not any(d.start < t + need and d.end > t for d in downs)
+            )
             slots.append(Slot(t, slot_end, "free" if fits else "short"))
         t = slot_end
     return slots
 
 
 def station_free_slots(*, station: Station, day: date, duration_minutes: int | None = None) -> list[Slot]:
-    return [s for s in station_day_slots(station=station, day=day, duration_minutes=duration_minutes) if s.state == "free"]
+    return [
+        s
+        for s in station_day_slots(station=station, day=day, duration_minutes=duration_minutes)
+        if s.state == "free"
+    ]
 
 
 def procedure_list_for(user) -> QuerySet[RequestedProcedure]:
     """Procedures the user may see. Technologists with a modality scope see only theirs."""
-    qs = RequestedProcedure.objects.select_related(
-        "order__patient", "procedure_type"
-    ).prefetch_related(Prefetch("steps", queryset=ScheduledProcedureStep.objects.select_related("station")))
+    qs = RequestedProcedure.objects.select_related("order__patient", "procedure_type").prefetch_related(
+        Prefetch("steps", queryset=ScheduledProcedureStep.objects.select_related("station"))
+    )
     roles = user_roles(user)
     if not roles:
         return qs.none()

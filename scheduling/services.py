@@ -155,7 +155,9 @@ def _transition(
 
 
 def procedure_mark_arrived(*, procedure, actor=None, source="ui", request=None, at=None):
-    return _transition(procedure=procedure, action="arrive", actor=actor, source=source, request=request, at=at)
+    return _transition(
+        procedure=procedure, action="arrive", actor=actor, source=source, request=request, at=at
+    )
 
 
 def procedure_start(*, procedure, actor=None, source="ui", request=None, at=None, detail=None):
@@ -166,7 +168,13 @@ def procedure_start(*, procedure, actor=None, source="ui", request=None, at=None
 
 def procedure_complete(*, procedure, actor=None, source="ui", request=None, at=None, detail=None):
     return _transition(
-        procedure=procedure, action="complete", actor=actor, source=source, request=request, at=at, detail=detail
+        procedure=procedure,
+        action="complete",
+        actor=actor,
+        source=source,
+        request=request,
+        at=at,
+        detail=detail,
     )
 
 
@@ -184,11 +192,20 @@ def procedure_discontinue(*, procedure, reason, actor=None, source="ui", request
 
 
 def procedure_cancel(*, procedure, reason, actor=None, source="ui", request=None):
-    return _transition(procedure=procedure, action="cancel", actor=actor, source=source, reason=reason, request=request)
+    return _transition(
+        procedure=procedure, action="cancel", actor=actor, source=source, reason=reason, request=request
+    )
 
 
 def procedure_reschedule(
-    *, procedure, start: datetime, reason: str, station: Station | None = None, actor=None, source="ui", request=None
+    *,
+    procedure,
+    start: datetime,
+    reason: str,
+    station: Station | None = None,
+    actor=None,
+    source="ui",
+    request=None,
 ):
     """Move the procedure's open step to a new slot (and optionally another station)."""
     pk = procedure.pk if isinstance(procedure, RequestedProcedure) else int(procedure)
@@ -305,11 +322,17 @@ def order_create(
     if patient.merged_into_id:
         raise ApplicationError("This patient was merged; order on the surviving record.")
     if not procedure_type.active:
-        raise ApplicationError("This procedure is no longer offered.", fields={"procedure_type": ["Inactive."]})
+        raise ApplicationError(
+            "This procedure is no longer offered.", fields={"procedure_type": ["Inactive."]}
+        )
     if check_calendar and station.modality != procedure_type.modality:
         raise ApplicationError(
             "The station's modality does not match the procedure.",
-            fields={"station": [f"{station.ae_title} is {station.modality}, the procedure needs {procedure_type.modality}."]},
+            fields={
+                "station": [
+                    f"{station.ae_title} is {station.modality}, the procedure needs {procedure_type.modality}."
+                ]
+            },
         )
     if priority not in Priority.values:
         raise ApplicationError("Unknown priority.", fields={"priority": ["Invalid choice."]})
@@ -403,12 +426,23 @@ def _full_clean(obj, *, exclude) -> None:
 
 
 @transaction.atomic
-def station_add_downtime(*, station: Station, start: datetime, end: datetime, reason: str, actor=None) -> StationDowntime:
+def station_add_downtime(
+    *, station: Station, start: datetime, end: datetime, reason: str, actor=None
+) -> StationDowntime:
     if end <= start:
         raise ApplicationError("Downtime must end after it starts.", fields={"end": ["Before start."]})
     downtime = StationDowntime.objects.create(
-        station=station, start=start, end=end, reason=reason, created_by=actor if getattr(actor, "is_authenticated", False) else None
+        station=station,
+        start=start,
+        end=end,
+        reason=reason,
+        created_by=actor if getattr(actor, "is_authenticated", False) else None,
     )
-    audit_record(action="station.downtime", actor=actor, object_type="station", object_id=station.pk,
-                 detail={"start": start.isoformat(), "end": end.isoformat()})
+    audit_record(
+        action="station.downtime",
+        actor=actor,
+        object_type="station",
+        object_id=station.pk,
+        detail={"start": start.isoformat(), "end": end.isoformat()},
+    )
     return downtime

@@ -4,7 +4,6 @@ import pytest
 from rest_framework.test import APIClient
 
 from ris.roles import Role
-
 from tests.factories import UserFactory
 
 
@@ -85,8 +84,11 @@ def page_for(browser, live_server, transactional_db, users):
         context = browser.new_context(locale="en-US", viewport={"width": 1400, "height": 900})
         context.add_cookies(
             [
-                {"name": settings.SESSION_COOKIE_NAME, "value": client.cookies[settings.SESSION_COOKIE_NAME].value,
-                 "url": live_server.url},
+                {
+                    "name": settings.SESSION_COOKIE_NAME,
+                    "value": client.cookies[settings.SESSION_COOKIE_NAME].value,
+                    "url": live_server.url,
+                },
                 {"name": settings.LANGUAGE_COOKIE_NAME, "value": language, "url": live_server.url},
             ]
         )

@@ -71,7 +71,9 @@ def test_double_booking_is_a_409_and_creates_nothing(api_for, ct):
     ],
 )
 def test_invalid_order_input_gets_field_errors_not_500(api_for, ct, override, field):
-    resp = api_for("front_desk").post("/api/v1/orders/", _order_payload(PatientFactory(), **override), format="json")
+    resp = api_for("front_desk").post(
+        "/api/v1/orders/", _order_payload(PatientFactory(), **override), format="json"
+    )
     assert resp.status_code == 400, resp.content
     body = resp.json()
     errors = body.get("errors", body)
@@ -108,11 +110,15 @@ def test_procedure_transitions_via_api(api_for, ct):
 
 
 def test_reschedule_via_api(api_for, ct):
-    order = api_for("front_desk").post("/api/v1/orders/", _order_payload(PatientFactory()), format="json").json()
+    order = (
+        api_for("front_desk").post("/api/v1/orders/", _order_payload(PatientFactory()), format="json").json()
+    )
     pid = order["procedures"][0]["id"]
     new_start = next_slot(120)
     resp = api_for("front_desk").post(
-        f"/api/v1/procedures/{pid}/reschedule/", {"start": new_start.isoformat(), "reason": "patient asked"}, format="json"
+        f"/api/v1/procedures/{pid}/reschedule/",
+        {"start": new_start.isoformat(), "reason": "patient asked"},
+        format="json",
     )
     assert resp.status_code == 200, resp.content
     assert resp.json()["steps"][0]["start"].startswith(new_start.isoformat()[:16])
@@ -128,7 +134,16 @@ def test_patient_register_fills_pinyin_and_searches_every_group(api_for):
     assert (body["family_name"], body["given_name"]) == ("Wang", "XiaoDong")
     assert body["dicom_name"] == "Wang^XiaoDong=王^小东"
     assert body["patient_id"]  # an MRN was generated
-    for q in ["王小东", "王", "wang", "WANG", "xiaodong", "wangxiaodong", "Wang XiaoDong", body["patient_id"]]:
+    for q in [
+        "王小东",
+        "王",
+        "wang",
+        "WANG",
+        "xiaodong",
+        "wangxiaodong",
+        "Wang XiaoDong",
+        body["patient_id"],
+    ]:
         hits = api.get("/api/v1/patients/", {"q": q}).json()["results"]
         assert [h["id"] for h in hits] == [body["id"]], q
     assert api.get("/api/v1/patients/", {"q": "li"}).json()["count"] == 0
@@ -136,7 +151,10 @@ def test_patient_register_fills_pinyin_and_searches_every_group(api_for):
 
 def test_patient_duplicate_id_is_409(api_for):
     api = api_for("front_desk")
-    assert api.post("/api/v1/patients/", {"patient_id": "X1", "family_name": "Doe"}, format="json").status_code == 201
+    assert (
+        api.post("/api/v1/patients/", {"patient_id": "X1", "family_name": "Doe"}, format="json").status_code
+        == 201
+    )
     resp = api.post("/api/v1/patients/", {"patient_id": "X1", "family_name": "Roe"}, format="json")
     assert resp.status_code == 409, resp.content
 

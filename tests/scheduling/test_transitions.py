@@ -73,7 +73,12 @@ def test_full_happy_path_records_each_step():
     services.procedure_start(procedure=proc)
     services.procedure_complete(procedure=proc)
     steps = list(ProcedureEvent.objects.filter(requested_procedure=proc).values_list("action", "to_status"))
-    assert steps == [("order", "scheduled"), ("arrive", "arrived"), ("start", "in_progress"), ("complete", "completed")]
+    assert steps == [
+        ("order", "scheduled"),
+        ("arrive", "arrived"),
+        ("start", "in_progress"),
+        ("complete", "completed"),
+    ]
     proc.refresh_from_db()
     assert proc.arrived_at and proc.started_at and proc.ended_at
 
@@ -145,7 +150,9 @@ def test_concurrent_transitions_exactly_one_wins():
 
     threads = [
         threading.Thread(target=worker, args=(lambda: services.procedure_mark_arrived(procedure=proc.pk),)),
-        threading.Thread(target=worker, args=(lambda: services.procedure_cancel(procedure=proc.pk, reason="x"),)),
+        threading.Thread(
+            target=worker, args=(lambda: services.procedure_cancel(procedure=proc.pk, reason="x"),)
+        ),
     ]
     for t in threads:
         t.start()

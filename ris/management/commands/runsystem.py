@@ -35,7 +35,9 @@ class Command(ServerCommand):
         if settings.CELERY_BROKER_URL:
             celery = [py, "-m", "celery", "-A", "ris"]
             specs.append(("worker", [*celery, "worker", "-Q", "default,ingest", "-c", "2", "-l", "INFO"]))
-            specs.append(("beat", [*celery, "beat", "-l", "INFO", "-s", str(settings.VAR_DIR / "celerybeat-schedule")]))
+            specs.append(
+                ("beat", [*celery, "beat", "-l", "INFO", "-s", str(settings.VAR_DIR / "celerybeat-schedule")])
+            )
         settings.VAR_DIR.mkdir(parents=True, exist_ok=True)
         for name, cmd in specs:
             self.children.append((name, subprocess.Popen(cmd, env=os.environ.copy(), start_new_session=True)))

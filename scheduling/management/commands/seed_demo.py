@@ -46,8 +46,22 @@ CATALOG = [
     # code, meaning, modality, body part, minutes, preparation
     ("CTHEAD", "CT Head without contrast", "CT", "HEAD", 15, ""),
     ("CTCHEST", "CT Chest without contrast", "CT", "CHEST", 15, ""),
-    ("CTCHESTC", "CT Chest with contrast", "CT", "CHEST", 30, "Fasting 4 h; check creatinine; iodinated contrast."),
-    ("CTABD", "CT Abdomen and Pelvis with contrast", "CT", "ABDOMEN", 30, "Fasting 4 h; oral contrast 1 h before."),
+    (
+        "CTCHESTC",
+        "CT Chest with contrast",
+        "CT",
+        "CHEST",
+        30,
+        "Fasting 4 h; check creatinine; iodinated contrast.",
+    ),
+    (
+        "CTABD",
+        "CT Abdomen and Pelvis with contrast",
+        "CT",
+        "ABDOMEN",
+        30,
+        "Fasting 4 h; oral contrast 1 h before.",
+    ),
     ("CTLDCT", "Low-dose CT lung screening", "CT", "CHEST", 15, ""),
     ("MRBRAIN", "MR Brain", "MR", "HEAD", 30, "Remove metal; screening questionnaire."),
     ("MRLSPINE", "MR Lumbar spine", "MR", "LSPINE", 30, "Remove metal; screening questionnaire."),
@@ -61,17 +75,69 @@ CATALOG = [
 ]
 
 CHINESE_NAMES = [
-    "王小东", "李娜", "张伟", "刘洋", "陈静", "杨帆", "黄磊", "赵敏", "周杰", "吴芳", "徐强", "孙丽",
-    "胡军", "朱琳", "高峰", "林涛", "何雪", "郭勇", "马超", "罗平", "梁红", "宋佳", "郑浩", "谢婷",
-    "韩梅", "唐亮", "冯刚", "于洋", "董洁", "萧然", "欧阳娜娜", "司马光明", "曹雨", "许晴", "邓超",
+    "王小东",
+    "李娜",
+    "张伟",
+    "刘洋",
+    "陈静",
+    "杨帆",
+    "黄磊",
+    "赵敏",
+    "周杰",
+    "吴芳",
+    "徐强",
+    "孙丽",
+    "胡军",
+    "朱琳",
+    "高峰",
+    "林涛",
+    "何雪",
+    "郭勇",
+    "马超",
+    "罗平",
+    "梁红",
+    "宋佳",
+    "郑浩",
+    "谢婷",
+    "韩梅",
+    "唐亮",
+    "冯刚",
+    "于洋",
+    "董洁",
+    "萧然",
+    "欧阳娜娜",
+    "司马光明",
+    "曹雨",
+    "许晴",
+    "邓超",
 ]
 WESTERN_NAMES = [
-    ("Smith", "John"), ("Garcia", "Maria"), ("Müller", "Hans"), ("Dubois", "Claire"), ("Rossi", "Luca"),
-    ("Johnson", "Emily"), ("Brown", "David"), ("Novak", "Petra"), ("Kim", "Minji"), ("Tanaka", "Yuki"),
-    ("Silva", "Ana"), ("Nguyen", "Linh"), ("O'Brien", "Sean"), ("Andersson", "Erik"), ("Kowalski", "Jan"),
+    ("Smith", "John"),
+    ("Garcia", "Maria"),
+    ("Müller", "Hans"),
+    ("Dubois", "Claire"),
+    ("Rossi", "Luca"),
+    ("Johnson", "Emily"),
+    ("Brown", "David"),
+    ("Novak", "Petra"),
+    ("Kim", "Minji"),
+    ("Tanaka", "Yuki"),
+    ("Silva", "Ana"),
+    ("Nguyen", "Linh"),
+    ("O'Brien", "Sean"),
+    ("Andersson", "Erik"),
+    ("Kowalski", "Jan"),
 ]
 REFERRERS = ["Li^Ming", "Wang^Fang", "Chen^Hui", "Smith^Robert", "Zhao^Lei"]
-REASONS = ["Headache", "Cough for 3 weeks", "Abdominal pain", "Follow-up nodule", "Trauma", "Back pain", "Screening"]
+REASONS = [
+    "Headache",
+    "Cough for 3 weeks",
+    "Abdominal pain",
+    "Follow-up nodule",
+    "Trauma",
+    "Back pain",
+    "Screening",
+]
 
 
 class Command(BaseCommand):
@@ -93,7 +159,9 @@ class Command(BaseCommand):
         today = timezone.localdate()
         created = 0
         for offset in range(options["days"]):
-            created += self._orders_for_day(today + timedelta(days=offset), stations, catalog, patients, rng, offset == 0)
+            created += self._orders_for_day(
+                today + timedelta(days=offset), stations, catalog, patients, rng, offset == 0
+            )
         self.stdout.write(
             self.style.SUCCESS(
                 f"Demo data ready: {len(stations)} stations, {len(catalog)} procedures, "
@@ -121,8 +189,15 @@ class Command(BaseCommand):
         for ae, name, modality, room, charset in STATIONS:
             st, _ = Station.objects.get_or_create(
                 ae_title=ae,
-                defaults={"name": name, "modality": modality, "room": room, "charset_profile": charset,
-                          "work_start": time(8, 0), "work_end": time(18, 0), "slot_minutes": 15},
+                defaults={
+                    "name": name,
+                    "modality": modality,
+                    "room": room,
+                    "charset_profile": charset,
+                    "work_start": time(8, 0),
+                    "work_end": time(18, 0),
+                    "slot_minutes": 15,
+                },
             )
             out.append(st)
         return out
@@ -131,9 +206,15 @@ class Command(BaseCommand):
         out = []
         for code, meaning, modality, body, minutes, prep in CATALOG:
             pt, _ = ProcedureType.objects.get_or_create(
-                coding_scheme="99RIS", code_value=code,
-                defaults={"code_meaning": meaning, "modality": modality, "body_part": body,
-                          "duration_minutes": minutes, "preparation": prep},
+                coding_scheme="99RIS",
+                code_value=code,
+                defaults={
+                    "code_meaning": meaning,
+                    "modality": modality,
+                    "body_part": body,
+                    "duration_minutes": minutes,
+                    "preparation": prep,
+                },
             )
             out.append(pt)
         return out
@@ -143,7 +224,9 @@ class Command(BaseCommand):
         people = [("zh", n) for n in CHINESE_NAMES] + [("en", n) for n in WESTERN_NAMES]
         for i, (kind, name) in enumerate(people, start=1):
             pid = f"DEMO{i:04d}"
-            existing = Patient.objects.filter(issuer=settings.RIS_ISSUER_OF_PATIENT_ID, patient_id=pid).first()
+            existing = Patient.objects.filter(
+                issuer=settings.RIS_ISSUER_OF_PATIENT_ID, patient_id=pid
+            ).first()
             if existing:
                 out.append(existing)
                 continue
@@ -168,7 +251,9 @@ class Command(BaseCommand):
     def _orders_for_day(self, day, stations, catalog, patients, rng, is_today) -> int:
         tz = timezone.get_current_timezone()
         start, end = datetime.combine(day, time.min, tzinfo=tz), datetime.combine(day, time.max, tzinfo=tz)
-        if Order.objects.filter(placer_order_number__startswith="DEMO", procedures__steps__start__range=(start, end)).exists():
+        if Order.objects.filter(
+            placer_order_number__startswith="DEMO", procedures__steps__start__range=(start, end)
+        ).exists():
             return 0
         created = 0
         for station in stations:
@@ -181,10 +266,15 @@ class Command(BaseCommand):
                 slot = slots[min(len(slots) - 1, n * 3)]
                 try:
                     order = services.order_create(
-                        patient=rng.choice(patients), procedure_type=pt, station=station, start=slot.start,
+                        patient=rng.choice(patients),
+                        procedure_type=pt,
+                        station=station,
+                        start=slot.start,
                         priority=rng.choice(["ROUTINE"] * 5 + ["STAT", "HIGH"]),
-                        referring_physician=rng.choice(REFERRERS), reason=rng.choice(REASONS),
-                        placer_order_number=f"DEMO-{day:%Y%m%d}-{station.ae_title}-{n}", source="seed",
+                        referring_physician=rng.choice(REFERRERS),
+                        reason=rng.choice(REASONS),
+                        placer_order_number=f"DEMO-{day:%Y%m%d}-{station.ae_title}-{n}",
+                        source="seed",
                     )
                 except ApplicationError as exc:
                     self.stderr.write(f"skipped one demo order: {exc.message}")
