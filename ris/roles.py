@@ -62,6 +62,8 @@ PERMISSIONS: dict[str, set[str]] = {
     "report.release": {R.FRONT_DESK, R.REVIEWER},
     "report.override_lock": {R.DEPT_HEAD},
     "peer_review.score": {R.RADIOLOGIST, R.REVIEWER},
+    "peer_review.results": {R.DEPT_HEAD},
+    "critical.view": {R.RADIOLOGIST, R.REVIEWER, R.DEPT_HEAD},
     "dashboard.view": {R.DEPT_HEAD},
     "audit.view": {R.DEPT_HEAD},
 }

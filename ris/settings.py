@@ -200,6 +200,11 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TASK_ROUTES = {"imaging.*": {"queue": "ingest"}}
 CELERY_BEAT_SCHEDULE: dict = {}
+# Reports: sample signed reports for RADPEER peer review (share = RIS_PEER_REVIEW_SHARE).
+CELERY_BEAT_SCHEDULE["reports-peer-review-sample"] = {
+    "task": "reports.peer_review_sample",
+    "schedule": env.int("RIS_PEER_REVIEW_INTERVAL_SECONDS", default=6 * 3600),
+}
 CELERY_TIMEZONE = TIME_ZONE
 
 # The RIS's own settings.
@@ -227,3 +232,18 @@ LOGGING = {
         "axes": {"level": "WARNING"},
     },
 }
+
+# Reports.
+# Viewer launch link by Study Instance UID, e.g. OHIF "http://pacs:3000/viewer?StudyInstanceUIDs={study_instance_uid}"
+# or Weasis "weasis://$dicom:rs --url http://pacs/dicom-web -r studyUID={study_instance_uid}"; empty = no link.
+RIS_VIEWER_URL_TEMPLATE = env("RIS_VIEWER_URL_TEMPLATE", default="")
+RIS_REPORT_LOCK_MINUTES = env.int("RIS_REPORT_LOCK_MINUTES", default=30)
+# Minutes from flagging a critical result to notifying the clinician, per ACR category.
+RIS_CRITICAL_RESULT_TARGETS = {
+    "1": env.int("RIS_CRITICAL_CAT1_MINUTES", default=60),
+    "2": env.int("RIS_CRITICAL_CAT2_MINUTES", default=6 * 60),
+    "3": env.int("RIS_CRITICAL_CAT3_MINUTES", default=3 * 24 * 60),
+}
+RIS_PEER_REVIEW_SHARE = env.float("RIS_PEER_REVIEW_SHARE", default=0.05)
+RIS_PEER_REVIEW_WINDOW_DAYS = env.int("RIS_PEER_REVIEW_WINDOW_DAYS", default=1)
+RIS_REPORT_INSTITUTION = env("RIS_REPORT_INSTITUTION", default="Department of Radiology")
