@@ -1,0 +1,692 @@
+"""Writes for the worklist app: MPPS (PS3.4 Annex F) and the technologist console.
+
+Every procedure status change goes through the scheduling services (``procedure_start``,
+``procedure_complete``, ``procedure_discontinue``) with ``source="mpps:<AE>"`` or
+``"console"``; this module records what the modality performed and links it to the schedule.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+from pydicom.dataset import Dataset
+from pydicom.tag import Tag
+
+from audit.services import audit_record
+from ris.errors import ApplicationError, InvalidTransition
+from ris.identifiers import new_uid
+from ris.vr import validate_ui
+from scheduling import services as scheduling
+from scheduling.models import ProcedureStatus, RequestedProcedure, ScheduledProcedureStep
+
+from .models import (
+    FINAL_MPPS_STATUSES,
+    ExamNote,
+    MPPSEvent,
+    MPPSException,
+    MPPSExceptionReason,
+    MPPSStatus,
+    PerformedProcedureStep,
+)
+
+logger = logging.getLogger(__name__)
+
+# DIMSE status codes used by the MPPS SCP (PS3.7 Annex C, PS3.4 F.7.2).
+NO_SUCH_ATTRIBUTE = 0x0105
+INVALID_ATTRIBUTE_VALUE = 0x0106
+PROCESSING_FAILURE = 0x0110
+DUPLICATE_SOP_INSTANCE = 0x0111
+NO_SUCH_OBJECT_INSTANCE = 0x0112
+ATTRIBUTE_VALUE_OUT_OF_RANGE = 0x0116
+MISSING_ATTRIBUTE = 0x0120
+MISSING_ATTRIBUTE_VALUE = 0x0121
+
+
+class MPPSError(ApplicationError):
+    """An MPPS request the SCP refuses; carries the DIMSE status and offending tags."""
+
+    def __init__(self, status: int, message: str, *, tags: list[int] | None = None):
+        super().__init__(message)
+        self.status = status
+        self.tags = tags or []
+
+
+# Table F.7.2-1: Type 1 at N-CREATE (top level) and in each Scheduled Step Attributes item.
+CREATE_TYPE1 = (
+    "ScheduledStepAttributesSequence",
+    "PerformedStationAETitle",
+    "PerformedProcedureStepStartDate",
+    "PerformedProcedureStepStartTime",
+    "PerformedProcedureStepStatus",
+    "Modality",
+    "PerformedProcedureStepID",
+)
+SSA_TYPE1 = ("StudyInstanceUID",)
+# Attributes whose N-SET usage is "Not allowed" (Table F.7.2-1): set once, at N-CREATE.
+CREATE_ONLY = (
+    "ScheduledStepAttributesSequence",
+    "PatientName",
+    "PatientID",
+    "IssuerOfPatientID",
+    "PatientBirthDate",
+    "PatientSex",
+    "ReferencedPatientSequence",
+    "PerformedProcedureStepID",
+    "PerformedStationAETitle",
+    "PerformedStationName",
+    "PerformedLocation",
+    "PerformedProcedureStepStartDate",
+    "PerformedProcedureStepStartTime",
+    "Modality",
+    "StudyID",
+)
+# Never stored from a request: identify the instance, not its content.
+_NOT_STORED = ("SOPClassUID", "SOPInstanceUID", "AffectedSOPInstanceUID")
+
+
+def _tag(keyword: str) -> int:
+    return int(Tag(keyword))
+
+
+def _str(ds: Dataset, keyword: str) -> str:
+    value = ds.get(keyword)
+    if value is None:
+        return ""
+    if isinstance(value, (list, tuple)) or type(value).__name__ == "MultiValue":
+        return "\\".join(str(v) for v in value)
+    return str(value).strip()
+
+
+def _require(ds: Dataset, keywords, *, where: str = "") -> None:
+    missing = [k for k in keywords if k not in ds]
+    if missing:
+        raise MPPSError(
+            MISSING_ATTRIBUTE,
+            f"Missing Type 1 attribute(s) {', '.join(missing)}{where}",
+            tags=[_tag(k) for k in missing],
+        )
+    empty = [k for k in keywords if ds[k].is_empty]
+    if empty:
+        raise MPPSError(
+            MISSING_ATTRIBUTE_VALUE,
+            f"Empty Type 1 attribute(s) {', '.join(empty)}{where}",
+            tags=[_tag(k) for k in empty],
+        )
+
+
+def _dicom_datetime(ds: Dataset, date_kw: str, time_kw: str) -> datetime | None:
+    """DA + TM as an aware datetime: the modality's local time, or its Timezone Offset From UTC."""
+    da, tm = _str(ds, date_kw), _str(ds, time_kw)
+    if not da:
+        return None
+    try:
+        day = datetime.strptime(da[:8], "%Y%m%d")
+        tm = tm.replace(":", "")
+        hh, mm, ss = int(tm[0:2] or 0), int(tm[2:4] or 0), int(tm[4:6] or 0)
+        frac = tm.split(".", 1)[1] if "." in tm else ""
+        micro = int((frac + "000000")[:6]) if frac else 0
+        naive = day.replace(hour=hh, minute=mm, second=ss, microsecond=micro)
+    except (ValueError, IndexError) as exc:
+        raise MPPSError(
+            INVALID_ATTRIBUTE_VALUE, f"Invalid {date_kw}/{time_kw}.", tags=[_tag(date_kw)]
+        ) from exc
+    offset = _str(ds, "TimezoneOffsetFromUTC")
+    if offset and len(offset) == 5 and offset[0] in "+-" and offset[1:].isdigit():
+        minutes = int(offset[1:3]) * 60 + int(offset[3:5])
+        tz = timezone.get_fixed_timezone(minutes if offset[0] == "+" else -minutes)
+        return naive.replace(tzinfo=tz)
+    return timezone.make_aware(naive, timezone.get_current_timezone())
+
+
+def _event_time(value: datetime | None) -> datetime | None:
+    """The modality's time for the event log when plausible (clock within a day), else now."""
+    if value is None:
+        return None
+    if abs(timezone.now() - value) > timedelta(days=1):
+        return None
+    return value
+
+
+def _to_json(ds: Dataset) -> dict:
+    out = Dataset()
+    for elem in ds:
+        if elem.keyword in _NOT_STORED:
+            continue
+        out.add(elem)
+    try:
+        return out.to_json_dict(bulk_data_threshold=10**9)
+    except Exception:  # pragma: no cover - a value pydicom cannot serialise
+        logger.warning("MPPS attributes could not be serialised; kept empty")
+        return {}
+
+
+def _series(ds: Dataset) -> tuple[list[dict], int]:
+    series = []
+    total = 0
+    for item in ds.get("PerformedSeriesSequence") or []:
+        images = len(item.get("ReferencedImageSequence") or [])
+        non_image = len(item.get("ReferencedNonImageCompositeSOPInstanceSequence") or [])
+        total += images
+        series.append(
+            {
+                "series_uid": _str(item, "SeriesInstanceUID"),
+                "description": _str(item, "SeriesDescription"),
+                "protocol": _str(item, "ProtocolName"),
+                "retrieve_ae": _str(item, "RetrieveAETitle"),
+                "images": images,
+                "non_image": non_image,
+            }
+        )
+    return series, total
+
+
+def _consumables(ds: Dataset) -> list[dict]:
+    """Film Consumption (0040,0321) and Billing Supplies and Devices (0040,0324), PS3.3 C.4.17."""
+    items: list[dict] = []
+    for film in ds.get("FilmConsumptionSequence") or []:
+        items.append(
+            {
+                "kind": "film",
+                "count": int(film.get("NumberOfFilms") or 0),
+                "medium": _str(film, "MediumType"),
+                "size": _str(film, "FilmSizeID"),
+            }
+        )
+    for supply in ds.get("BillingSuppliesAndDevicesSequence") or []:
+        code = (supply.get("BillingItemSequence") or [Dataset()])[0]
+        qty_item = (supply.get("QuantitySequence") or [Dataset()])[0]
+        qty = qty_item.get("Quantity")
+        items.append(
+            {
+                "kind": "supply",
+                "code": _str(code, "CodeValue"),
+                "scheme": _str(code, "CodingSchemeDesignator"),
+                "meaning": _str(code, "CodeMeaning"),
+                "quantity": float(qty) if qty not in (None, "") else 1.0,
+            }
+        )
+    return items
+
+
+def _record_materials(*, mpps: PerformedProcedureStep, items: list[dict], procedures) -> None:
+    """Hand film and billing items to the department's materials ledger when it exists."""
+    try:
+        from department.services import material_record_usage
+    except ImportError:
+        return
+    for proc in procedures:
+        for item in items:
+            code = item.get("code") or (f"FILM-{item.get('size')}" if item.get("kind") == "film" else "")
+            quantity = item.get("quantity", item.get("count", 0))
+            if not code or not quantity:
+                continue
+            try:
+                material_record_usage(
+                    procedure=proc,
+                    item_code=code[:16],
+                    quantity=quantity,
+                    actor=None,
+                    source=f"mpps:{mpps.source_ae}",
+                )
+            except ApplicationError as exc:
+                logger.warning("MPPS %s: material %s not recorded: %s", mpps.pk, code, exc.message)
+        break  # group case: bill the consumables once, on the first procedure
+
+
+# ---------------------------------------------------------------------------------------
+# Linking
+
+
+@dataclass
+class LinkResult:
+    procedures: list[RequestedProcedure] = field(default_factory=list)
+    unmatched: list[dict] = field(default_factory=list)
+
+
+def _link(ssa: list[Dataset]) -> LinkResult:
+    """Scheduled Step Attributes Sequence → requested procedures (PS3.4 F.7.2.1.1, IHE RAD-6).
+
+    Study Instance UID first; else Accession Number + Requested Procedure ID + SPS ID.
+    Several items name several procedures (group case).
+    """
+    result = LinkResult()
+    seen: set[int] = set()
+    for item in ssa:
+        study_uid = _str(item, "StudyInstanceUID")
+        accession = _str(item, "AccessionNumber")
+        rp_id = _str(item, "RequestedProcedureID")
+        sps_id = _str(item, "ScheduledProcedureStepID")
+        proc = None
+        if study_uid:
+            proc = (
+                RequestedProcedure.objects.select_related("order")
+                .filter(study_instance_uid=study_uid)
+                .first()
+            )
+        if proc is None and (sps_id or (accession and rp_id)):
+            qs = ScheduledProcedureStep.objects.select_related("requested_procedure__order")
+            if sps_id:
+                qs = qs.filter(sps_id=sps_id)
+            if accession:
+                qs = qs.filter(requested_procedure__order__accession_number=accession)
+            if rp_id:
+                qs = qs.filter(requested_procedure__requested_procedure_id=rp_id)
+            step = qs.first()
+            proc = step.requested_procedure if step else None
+        if proc is None:
+            result.unmatched.append(
+                {"study_uid": study_uid, "accession": accession, "rp_id": rp_id, "sps_id": sps_id}
+            )
+        elif proc.pk not in seen:
+            seen.add(proc.pk)
+            result.procedures.append(proc)
+    return result
+
+
+# ---------------------------------------------------------------------------------------
+# N-CREATE / N-SET / N-GET
+
+
+@transaction.atomic
+def mpps_create(
+    *, attributes: Dataset, calling_ae: str, sop_instance_uid: str | None = None
+) -> PerformedProcedureStep:
+    """Record a new MPPS (must be IN PROGRESS) and start the procedures it names."""
+    if sop_instance_uid:
+        try:
+            validate_ui(sop_instance_uid)
+        except ValidationError as exc:
+            raise MPPSError(INVALID_ATTRIBUTE_VALUE, "Invalid Affected SOP Instance UID.") from exc
+    _require(attributes, CREATE_TYPE1)
+    status = _str(attributes, "PerformedProcedureStepStatus")
+    if status != MPPSStatus.IN_PROGRESS:
+        raise MPPSError(
+            INVALID_ATTRIBUTE_VALUE,
+            "Performed Procedure Step Status must be IN PROGRESS at N-CREATE.",
+            tags=[_tag("PerformedProcedureStepStatus")],
+        )
+    ssa = list(attributes.ScheduledStepAttributesSequence)
+    if not ssa:
+        raise MPPSError(
+            MISSING_ATTRIBUTE_VALUE,
+            "Scheduled Step Attributes Sequence has no item.",
+            tags=[_tag("ScheduledStepAttributesSequence")],
+        )
+    for item in ssa:
+        _require(item, SSA_TYPE1, where=" in Scheduled Step Attributes Sequence")
+    uid = sop_instance_uid or new_uid()
+    if PerformedProcedureStep.objects.filter(sop_instance_uid=uid).exists():
+        raise MPPSError(DUPLICATE_SOP_INSTANCE, "An MPPS with this SOP Instance UID exists.")
+    started = _dicom_datetime(
+        attributes, "PerformedProcedureStepStartDate", "PerformedProcedureStepStartTime"
+    )
+    link = _link(ssa)
+    first = ssa[0]
+    patient_id = link.procedures[0].order.patient_id if link.procedures else None
+    mpps = PerformedProcedureStep(
+        sop_instance_uid=uid,
+        status=MPPSStatus.IN_PROGRESS,
+        source_ae=calling_ae[:16],
+        performed_station_ae=_str(attributes, "PerformedStationAETitle")[:16],
+        performed_station_name=_str(attributes, "PerformedStationName")[:16],
+        performed_location=_str(attributes, "PerformedLocation")[:16],
+        pps_id=_str(attributes, "PerformedProcedureStepID")[:16],
+        description=_str(attributes, "PerformedProcedureStepDescription")[:64],
+        modality=_str(attributes, "Modality")[:16],
+        started_at=started,
+        patient_id=patient_id,
+        dicom_patient_id=_str(attributes, "PatientID")[:64],
+        study_instance_uid=_str(first, "StudyInstanceUID")[:64],
+        accession_number=_str(first, "AccessionNumber")[:16],
+        unscheduled=not link.procedures,
+        attributes=_to_json(attributes),
+    )
+    from scheduling.models import Station
+
+    mpps.station = Station.objects.filter(ae_title=mpps.performed_station_ae or calling_ae).first()
+    try:
+        with transaction.atomic():
+            mpps.save(force_insert=True)
+    except IntegrityError as exc:  # a concurrent N-CREATE with the same UID won the race
+        raise MPPSError(DUPLICATE_SOP_INSTANCE, "An MPPS with this SOP Instance UID exists.") from exc
+    mpps.procedures.set(link.procedures)
+    source = f"mpps:{calling_ae}"[:32]
+    problems = []
+    for proc in link.procedures:
+        try:
+            scheduling.procedure_start(
+                procedure=proc, source=source, at=_event_time(started), detail={"mpps": uid}
+            )
+        except InvalidTransition as exc:
+            problems.append(f"{proc.requested_procedure_id}: {exc.message}")
+    if not link.procedures:
+        MPPSException.objects.create(
+            mpps=mpps,
+            reason=MPPSExceptionReason.UNSCHEDULED,
+            source_ae=calling_ae[:16],
+            message="No scheduled procedure matches the Scheduled Step Attributes Sequence.",
+        )
+    elif link.unmatched:
+        MPPSException.objects.create(
+            mpps=mpps,
+            reason=MPPSExceptionReason.PARTIAL,
+            source_ae=calling_ae[:16],
+            message=f"{len(link.unmatched)} referenced step(s) not found.",
+        )
+    if problems:
+        MPPSException.objects.create(
+            mpps=mpps,
+            reason=MPPSExceptionReason.STATE,
+            source_ae=calling_ae[:16],
+            message="; ".join(problems)[:255],
+        )
+    MPPSEvent.objects.create(
+        mpps=mpps,
+        action="create",
+        status=mpps.status,
+        source_ae=calling_ae[:16],
+        detail={"procedures": [p.pk for p in link.procedures], "unmatched": len(link.unmatched)},
+    )
+    audit_record(
+        action="mpps.create",
+        object_type="mpps",
+        object_id=uid,
+        patient_id=patient_id,
+        source_ae=calling_ae,
+        detail={
+            "procedures": [p.pk for p in link.procedures],
+            "unscheduled": mpps.unscheduled,
+            **({"problems": problems} if problems else {}),
+        },
+    )
+    logger.info(
+        "MPPS N-CREATE %s from %s: %d procedure(s), unscheduled=%s",
+        uid,
+        calling_ae,
+        len(link.procedures),
+        mpps.unscheduled,
+    )
+    return mpps
+
+
+@transaction.atomic
+def mpps_update(*, sop_instance_uid: str, modifications: Dataset, calling_ae: str) -> PerformedProcedureStep:
+    """Apply an N-SET: more attributes while IN PROGRESS, or the final COMPLETED/DISCONTINUED."""
+    mpps = (
+        PerformedProcedureStep.objects.select_for_update().filter(sop_instance_uid=sop_instance_uid).first()
+    )
+    if mpps is None:
+        raise MPPSError(NO_SUCH_OBJECT_INSTANCE, "No such MPPS instance.")
+    if mpps.status in FINAL_MPPS_STATUSES:
+        # PS3.4 F.7.2.2.4.2: "Performed Procedure Step Object may no longer be updated".
+        raise MPPSError(
+            PROCESSING_FAILURE, f"The MPPS is already {mpps.status}; it may no longer be updated."
+        )
+    stored = Dataset.from_json(mpps.attributes) if mpps.attributes else Dataset()
+    changed_create_only = []
+    for keyword in CREATE_ONLY:
+        if keyword in modifications and (
+            keyword not in stored or stored[keyword].value != modifications[keyword].value
+        ):
+            changed_create_only.append(keyword)
+    if changed_create_only:
+        raise MPPSError(
+            INVALID_ATTRIBUTE_VALUE,
+            f"Attribute(s) {', '.join(changed_create_only)} may only be set at N-CREATE.",
+            tags=[_tag(k) for k in changed_create_only],
+        )
+    new_status = _str(modifications, "PerformedProcedureStepStatus") or mpps.status
+    if new_status not in MPPSStatus.values:
+        raise MPPSError(
+            ATTRIBUTE_VALUE_OUT_OF_RANGE,
+            f"Unknown Performed Procedure Step Status {new_status!r}.",
+            tags=[_tag("PerformedProcedureStepStatus")],
+        )
+    for elem in modifications:
+        if elem.keyword not in _NOT_STORED:
+            stored[elem.tag] = elem
+    final = new_status in FINAL_MPPS_STATUSES
+    if final:
+        # F.7.2.2.2: end date and time are required when the step is completed or discontinued.
+        _require(stored, ("PerformedProcedureStepEndDate", "PerformedProcedureStepEndTime"))
+    ended = _dicom_datetime(stored, "PerformedProcedureStepEndDate", "PerformedProcedureStepEndTime")
+    series, image_count = _series(stored)
+    consumables = _consumables(stored)
+    if new_status == MPPSStatus.DISCONTINUED:
+        reason = (stored.get("PerformedProcedureStepDiscontinuationReasonCodeSequence") or [Dataset()])[0]
+        mpps.discontinuation_code = _str(reason, "CodeValue")[:16]
+        mpps.discontinuation_scheme = _str(reason, "CodingSchemeDesignator")[:16]
+        mpps.discontinuation_meaning = _str(reason, "CodeMeaning")[:64]
+    old_status = mpps.status
+    mpps.status = new_status
+    mpps.ended_at = ended
+    mpps.performed_series = series
+    mpps.image_count = image_count
+    mpps.consumables = consumables
+    mpps.description = _str(stored, "PerformedProcedureStepDescription")[:64] or mpps.description
+    mpps.attributes = _to_json(stored)
+    # The row lock above serialises N-SETs; the status guard makes a lost race impossible.
+    updated = PerformedProcedureStep.objects.filter(pk=mpps.pk, status=old_status).update(
+        status=mpps.status,
+        ended_at=mpps.ended_at,
+        performed_series=mpps.performed_series,
+        image_count=mpps.image_count,
+        consumables=mpps.consumables,
+        description=mpps.description,
+        discontinuation_code=mpps.discontinuation_code,
+        discontinuation_scheme=mpps.discontinuation_scheme,
+        discontinuation_meaning=mpps.discontinuation_meaning,
+        attributes=mpps.attributes,
+        updated_at=timezone.now(),
+    )
+    if not updated:  # pragma: no cover - guarded by select_for_update
+        raise MPPSError(PROCESSING_FAILURE, "The MPPS changed concurrently.")
+    procedures = list(mpps.procedures.select_related("order"))
+    source = f"mpps:{calling_ae}"[:32]
+    problems = []
+    if final:
+        for proc in procedures:
+            try:
+                if new_status == MPPSStatus.COMPLETED:
+                    scheduling.procedure_complete(
+                        procedure=proc,
+                        source=source,
+                        at=_event_time(ended),
+                        detail={"mpps": mpps.sop_instance_uid},
+                    )
+                else:
+                    scheduling.procedure_discontinue(
+                        procedure=proc,
+                        source=source,
+                        at=_event_time(ended),
+                        reason=mpps.discontinuation_meaning or "Discontinued at the modality",
+                        detail={"mpps": mpps.sop_instance_uid, "code": mpps.discontinuation_code},
+                    )
+            except InvalidTransition as exc:
+                problems.append(f"{proc.requested_procedure_id}: {exc.message}")
+        if consumables and procedures:
+            _record_materials(mpps=mpps, items=consumables, procedures=procedures)
+    if problems:
+        MPPSException.objects.create(
+            mpps=mpps,
+            reason=MPPSExceptionReason.STATE,
+            source_ae=calling_ae[:16],
+            message="; ".join(problems)[:255],
+        )
+    MPPSEvent.objects.create(
+        mpps=mpps,
+        action="set",
+        status=new_status,
+        source_ae=calling_ae[:16],
+        detail={"from": old_status, "images": image_count, "series": len(series)},
+    )
+    audit_record(
+        action="mpps.set",
+        object_type="mpps",
+        object_id=mpps.sop_instance_uid,
+        patient_id=mpps.patient_id,
+        source_ae=calling_ae,
+        detail={"from": old_status, "to": new_status, **({"problems": problems} if problems else {})},
+    )
+    logger.info("MPPS N-SET %s from %s: %s -> %s", mpps.sop_instance_uid, calling_ae, old_status, new_status)
+    return mpps
+
+
+def mpps_get(*, sop_instance_uid: str, calling_ae: str, tags: list[int] | None = None) -> Dataset:
+    """N-GET (MPPS Retrieve SOP Class): the stored attributes, optionally only ``tags``."""
+    mpps = PerformedProcedureStep.objects.filter(sop_instance_uid=sop_instance_uid).first()
+    if mpps is None:
+        raise MPPSError(NO_SUCH_OBJECT_INSTANCE, "No such MPPS instance.")
+    stored = Dataset.from_json(mpps.attributes) if mpps.attributes else Dataset()
+    if tags:
+        out = Dataset()
+        for tag in tags:
+            if tag in stored:
+                out[tag] = stored[tag]
+        stored = out
+    audit_record(
+        action="mpps.get",
+        object_type="mpps",
+        object_id=sop_instance_uid,
+        patient_id=mpps.patient_id,
+        source_ae=calling_ae,
+    )
+    return stored
+
+
+# ---------------------------------------------------------------------------------------
+# Console: manual steps for modalities without MPPS, and exam notes
+
+
+def console_start(*, procedure, actor, request=None) -> RequestedProcedure:
+    return scheduling.procedure_start(procedure=procedure, actor=actor, source="console", request=request)
+
+
+def console_complete(*, procedure, actor, request=None) -> RequestedProcedure:
+    return scheduling.procedure_complete(procedure=procedure, actor=actor, source="console", request=request)
+
+
+def console_discontinue(*, procedure, reason: str, actor, request=None) -> RequestedProcedure:
+    return scheduling.procedure_discontinue(
+        procedure=procedure, reason=reason, actor=actor, source="console", request=request
+    )
+
+
+def console_arrive(*, procedure, actor, request=None) -> RequestedProcedure:
+    return scheduling.procedure_mark_arrived(
+        procedure=procedure, actor=actor, source="console", request=request
+    )
+
+
+CONTRAST_ITEM_CODE = "CONTRAST"
+FILM_ITEM_CODE = "FILM"
+
+
+@transaction.atomic
+def exam_note_add(
+    *,
+    procedure: RequestedProcedure,
+    actor,
+    request=None,
+    contrast_agent: str = "",
+    contrast_dose_ml: Decimal | None = None,
+    films_printed: int = 0,
+    film_size: str = "",
+    text: str = "",
+    contrast_item_code: str = "",
+    film_item_code: str = "",
+) -> ExamNote:
+    """Record contrast, films (出片) and a free-text note; hand materials to the department ledger."""
+    if procedure.status in (ProcedureStatus.CANCELLED,):
+        raise ApplicationError("The procedure was cancelled.")
+    if not (contrast_agent or contrast_dose_ml or films_printed or text.strip()):
+        raise ApplicationError("The note is empty.", fields={"text": ["Enter something to record."]})
+    if contrast_dose_ml is not None and (contrast_dose_ml < 0 or contrast_dose_ml > Decimal("1000")):
+        raise ApplicationError("Contrast dose out of range.", fields={"contrast_dose_ml": ["0-1000 ml."]})
+    if contrast_dose_ml and not contrast_agent:
+        raise ApplicationError(
+            "Name the contrast agent.", fields={"contrast_agent": ["Required with a dose."]}
+        )
+    if films_printed < 0 or films_printed > 100:
+        raise ApplicationError("Films out of range.", fields={"films_printed": ["0-100."]})
+    note = ExamNote.objects.create(
+        procedure=procedure,
+        contrast_agent=contrast_agent.strip()[:64],
+        contrast_dose_ml=contrast_dose_ml,
+        films_printed=films_printed,
+        film_size=film_size.strip()[:16],
+        text=text.strip(),
+        author=actor if getattr(actor, "is_authenticated", False) else None,
+    )
+    materials = []
+    if contrast_dose_ml:
+        materials.append((contrast_item_code or CONTRAST_ITEM_CODE, contrast_dose_ml))
+    if films_printed:
+        materials.append((film_item_code or FILM_ITEM_CODE, films_printed))
+    if materials:
+        try:
+            from department.services import material_record_usage
+        except ImportError:
+            material_record_usage = None
+        if material_record_usage is not None:
+            for code, quantity in materials:
+                material_record_usage(
+                    procedure=procedure, item_code=code, quantity=quantity, actor=actor, source="console"
+                )
+    audit_record(
+        action="exam.note",
+        actor=actor,
+        request=request,
+        object_type="procedure",
+        object_id=procedure.pk,
+        patient_id=procedure.order.patient_id,
+        detail={"note": note.pk, "films": films_printed, "contrast": bool(contrast_agent)},
+    )
+    return note
+
+
+@transaction.atomic
+def mpps_exception_resolve(
+    *, exception: MPPSException, procedure: RequestedProcedure | None, actor, request=None
+):
+    """Close an MPPS exception, optionally linking the MPPS to the procedure it belongs to."""
+    updated = MPPSException.objects.filter(pk=exception.pk, resolved_at__isnull=True).update(
+        resolved_at=timezone.now(),
+        resolved_by=actor if getattr(actor, "is_authenticated", False) else None,
+        resolution=f"linked to {procedure.requested_procedure_id}" if procedure else "dismissed",
+    )
+    if not updated:
+        raise InvalidTransition("This exception is already resolved.")
+    mpps = exception.mpps
+    if procedure is not None:
+        mpps.procedures.add(procedure)
+        if mpps.patient_id is None:
+            PerformedProcedureStep.objects.filter(pk=mpps.pk).update(patient_id=procedure.order.patient_id)
+    audit_record(
+        action="mpps.exception_resolve",
+        actor=actor,
+        request=request,
+        object_type="mpps",
+        object_id=mpps.sop_instance_uid,
+        patient_id=procedure.order.patient_id if procedure else mpps.patient_id,
+    )
+
+
+__all__ = [
+    "MPPSError",
+    "console_arrive",
+    "console_complete",
+    "console_discontinue",
+    "console_start",
+    "exam_note_add",
+    "mpps_create",
+    "mpps_exception_resolve",
+    "mpps_get",
+    "mpps_update",
+]
