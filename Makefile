@@ -24,7 +24,8 @@ venv: $(VENV)/.installed
 venv-dev: $(VENV)/.installed-dev
 
 messages:
-	@if command -v msgfmt >/dev/null; then $(BIN)/python manage.py compilemessages -v0 --ignore=.venv; \
+	@if ! find . -path ./.venv -prune -o -name '*.po' -print | grep -q .; then exit 0; \
+	elif command -v msgfmt >/dev/null; then $(BIN)/python manage.py compilemessages -v0 --ignore=.venv; \
 	else echo "msgfmt (gettext) not found: the UI falls back to English"; fi
 
 ## make run: install, migrate, load demo data and start web + DICOM node (+ worker with a broker).
