@@ -1,0 +1,1012 @@
+"""Reads for the department dashboards (科室信息报表, 差错统计, 设备, 物资).
+
+Turnaround times come from the event logs only (``scheduling.ProcedureEvent``,
+``reports.ReportEvent``), never from the mutable convenience timestamps: a procedure's
+milestones are
+
+    ordered    first ``order`` event
+    scheduled  appointment start of its (latest) scheduled step
+    arrived    last ``arrive`` event (a reschedule sends the patient back to "scheduled")
+    started    first ``start`` event
+    completed  first ``complete`` event (a discontinued exam never completes)
+    images     first ``images_available`` event
+    prelim     first ``submitted`` report event
+    final      first ``signed`` report event (addenda do not move it)
+
+and a step's time is the difference between two milestones; a step is counted only for
+procedures that have both. On PostgreSQL every figure is one SQL aggregate
+(``percentile_cont`` with ``GROUPING SETS``); on SQLite (the embedded demo) the same
+milestones are read and aggregated in Python. Tests check both paths give the same numbers.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter, defaultdict
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.apps import apps
+from django.conf import settings
+from django.db import connection
+from django.db.models import Count, F, Min, Q, Sum
+from django.db.models.functions import TruncDay, TruncWeek
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from scheduling.models import (
+    ProcedureEvent,
+    ProcedureStatus,
+    RequestedProcedure,
+    ScheduledProcedureStep,
+    Station,
+    StationDowntime,
+)
+
+from .figures import Figure, Period, percentile
+
+logger = logging.getLogger(__name__)
+
+MILESTONES = ["ordered", "scheduled", "arrived", "started", "completed", "images", "prelim", "final"]
+
+
+@dataclass(frozen=True)
+class Step:
+    key: str
+    start: str
+    end: str
+
+    @property
+    def label(self) -> str:
+        return STEP_LABELS[self.key]
+
+
+STEPS = [
+    Step("order_to_scheduled", "ordered", "scheduled"),
+    Step("scheduled_to_arrived", "scheduled", "arrived"),
+    Step("arrived_to_started", "arrived", "started"),
+    Step("started_to_completed", "started", "completed"),
+    Step("completed_to_images", "completed", "images"),
+    Step("images_to_preliminary", "images", "prelim"),
+    Step("preliminary_to_final", "prelim", "final"),
+    Step("order_to_completed", "ordered", "completed"),
+    Step("completed_to_preliminary", "completed", "prelim"),
+    Step("completed_to_final", "completed", "final"),
+    Step("order_to_final", "ordered", "final"),
+]
+STEP_BY_KEY = {s.key: s for s in STEPS}
+STEP_LABELS = {
+    "order_to_scheduled": "order → scheduled",
+    "scheduled_to_arrived": "scheduled → arrived",
+    "arrived_to_started": "arrived → started",
+    "started_to_completed": "started → completed",
+    "completed_to_images": "completed → images",
+    "images_to_preliminary": "images → preliminary",
+    "preliminary_to_final": "preliminary → final",
+    "order_to_completed": "order → completed",
+    "completed_to_preliminary": "completed → preliminary",
+    "completed_to_final": "completed → final",
+    "order_to_final": "order → final",
+}
+DIMENSIONS = ["modality", "station", "priority", "radiologist"]
+
+# Turnaround targets in minutes per priority (configurable: settings.RIS_TAT_TARGETS).
+DEFAULT_TAT_TARGETS = {
+    "STAT": {"order_to_completed": 60, "completed_to_preliminary": 30, "completed_to_final": 60},
+    "HIGH": {"order_to_completed": 240, "completed_to_final": 240},
+    "ROUTINE": {"completed_to_final": 24 * 60},
+}
+BACKLOG_BUCKETS = [
+    (0, 1, "< 1 h"),
+    (1, 4, "1–4 h"),
+    (4, 24, "4–24 h"),
+    (24, 72, "1–3 d"),
+    (72, None, "> 3 d"),
+]
+NO_SHOW_GRACE = timedelta(hours=2)
+
+
+def tat_targets() -> dict[str, dict[str, int]]:
+    return getattr(settings, "RIS_TAT_TARGETS", DEFAULT_TAT_TARGETS)
+
+
+def _model(app_label: str, name: str):
+    """Another app's model, or None while that app has not shipped it yet."""
+    try:
+        return apps.get_model(app_label, name)
+    except LookupError:
+        return None
+
+
+def use_sql() -> bool:
+    return connection.vendor == "postgresql"
+
+
+# ---------------------------------------------------------------------------------------
+# Turnaround: the milestones of each procedure ordered in the period.
+
+_MILESTONE_SQL = """
+WITH p AS (
+    SELECT e.requested_procedure_id AS id, min(e.at) AS ordered
+    FROM scheduling_procedureevent e
+    WHERE e.action = 'order' AND e.at >= %(start)s AND e.at < %(end)s
+    GROUP BY e.requested_procedure_id
+), pe AS (
+    SELECT e.requested_procedure_id AS id,
+           max(e.at) FILTER (WHERE e.action = 'arrive') AS arrived,
+           min(e.at) FILTER (WHERE e.action = 'start') AS started,
+           min(e.at) FILTER (WHERE e.action = 'complete') AS completed,
+           min(e.at) FILTER (WHERE e.action = 'images_available') AS images
+    FROM scheduling_procedureevent e JOIN p ON p.id = e.requested_procedure_id
+    WHERE e.action IN ('arrive', 'start', 'complete', 'images_available')
+    GROUP BY e.requested_procedure_id
+), st AS (
+    SELECT DISTINCT ON (s.requested_procedure_id) s.requested_procedure_id AS id, s.station_id, s.start
+    FROM scheduling_scheduledprocedurestep s JOIN p ON p.id = s.requested_procedure_id
+    ORDER BY s.requested_procedure_id, s.start DESC
+){report_cte}, m AS (
+    SELECT p.id, pt.modality, o.priority, stn.ae_title AS station, {radiologist} AS radiologist,
+           p.ordered, st.start AS scheduled, pe.arrived, pe.started, pe.completed, pe.images,
+           {prelim} AS prelim, {final} AS final
+    FROM p
+    JOIN scheduling_requestedprocedure rp ON rp.id = p.id
+    JOIN scheduling_order o ON o.id = rp.order_id
+    JOIN scheduling_proceduretype pt ON pt.id = rp.procedure_type_id
+    LEFT JOIN st ON st.id = p.id
+    LEFT JOIN scheduling_station stn ON stn.id = st.station_id
+    LEFT JOIN pe ON pe.id = p.id
+    {report_join}
+    WHERE (%(modality)s = '' OR pt.modality = %(modality)s)
+)
+"""
+
+_REPORT_CTE = """, re AS (
+    SELECT r.requested_procedure_id AS id, r.author_id,
+           min(x.at) FILTER (WHERE x.action = 'submitted') AS prelim,
+           min(x.at) FILTER (WHERE x.action = 'signed') AS final
+    FROM reports_report r
+    JOIN p ON p.id = r.requested_procedure_id
+    JOIN reports_reportevent x ON x.report_id = r.id AND x.action IN ('submitted', 'signed')
+    GROUP BY r.requested_procedure_id, r.author_id
+)"""
+
+
+def _milestone_cte() -> str:
+    if _model("reports", "ReportEvent") is not None:
+        return _MILESTONE_SQL.format(
+            report_cte=_REPORT_CTE,
+            radiologist="u.username",
+            prelim="re.prelim",
+            final="re.final",
+            report_join="LEFT JOIN re ON re.id = p.id LEFT JOIN auth_user u ON u.id = re.author_id",
+        )
+    return _MILESTONE_SQL.format(
+        report_cte="",
+        radiologist="NULL::varchar",
+        prelim="NULL::timestamptz",
+        final="NULL::timestamptz",
+        report_join="",
+    )
+
+
+def _params(period: Period) -> dict:
+    return {"start": period.start, "end": period.end, "modality": period.modality}
+
+
+def milestones_python(period: Period) -> list[dict]:
+    """The same milestones as the SQL CTE, read with the ORM (portable; SQLite fallback)."""
+    ordered = dict(
+        ProcedureEvent.objects.filter(action="order", at__gte=period.start, at__lt=period.end)
+        .values("requested_procedure_id")
+        .annotate(t=Min("at"))
+        .values_list("requested_procedure_id", "t")
+    )
+    procs = RequestedProcedure.objects.filter(pk__in=list(ordered))
+    if period.modality:
+        procs = procs.filter(procedure_type__modality=period.modality)
+    rows: dict[int, dict] = {}
+    for pk, modality, priority in procs.values_list("pk", "procedure_type__modality", "order__priority"):
+        rows[pk] = dict.fromkeys(MILESTONES) | {
+            "id": pk,
+            "modality": modality,
+            "priority": priority,
+            "station": None,
+            "radiologist": None,
+            "ordered": ordered[pk],
+        }
+    ids = list(rows)
+    for pk, ae, start in (
+        ScheduledProcedureStep.objects.filter(requested_procedure_id__in=ids)
+        .order_by("requested_procedure_id", "start")
+        .values_list("requested_procedure_id", "station__ae_title", "start")
+    ):
+        rows[pk]["station"], rows[pk]["scheduled"] = ae, start  # the latest start wins
+    names = {"arrive": "arrived", "start": "started", "complete": "completed", "images_available": "images"}
+    for pk, action, at in ProcedureEvent.objects.filter(
+        requested_procedure_id__in=ids, action__in=list(names)
+    ).values_list("requested_procedure_id", "action", "at"):
+        key = names[action]
+        cur = rows[pk][key]
+        if cur is None or (at > cur if key == "arrived" else at < cur):
+            rows[pk][key] = at
+    ReportEvent = _model("reports", "ReportEvent")
+    if ReportEvent is not None:
+        for pk, author, action, at in ReportEvent.objects.filter(
+            report__requested_procedure_id__in=ids, action__in=["submitted", "signed"]
+        ).values_list("report__requested_procedure_id", "report__author__username", "action", "at"):
+            rows[pk]["radiologist"] = author
+            key = "prelim" if action == "submitted" else "final"
+            if rows[pk][key] is None or at < rows[pk][key]:
+                rows[pk][key] = at
+    return list(rows.values())
+
+
+def _seconds(row: dict, step: Step) -> float | None:
+    a, b = row.get(step.start), row.get(step.end)
+    if a is None or b is None:
+        return None
+    return (b - a).total_seconds()
+
+
+def tat_table(period: Period) -> list[dict]:
+    """Median and 90th percentile (seconds) of every step, overall and per dimension.
+
+    Rows: ``{"dimension": "all"|"modality"|…, "key": str, "n": procedures,
+    "<step>_n": count, "<step>_p50": s, "<step>_p90": s}``.
+    """
+    if use_sql():
+        return _tat_table_sql(period)
+    return tat_table_from_milestones(milestones_python(period))
+
+
+def tat_table_from_milestones(rows: list[dict]) -> list[dict]:
+    groups: dict[tuple[str, str], list[dict]] = defaultdict(list)
+    for r in rows:
+        groups[("all", "")].append(r)
+        for dim in DIMENSIONS:
+            if r.get(dim) is not None:
+                groups[(dim, r[dim])].append(r)
+    out = []
+    for (dim, key), members in groups.items():
+        row = {"dimension": dim, "key": key, "n": len(members)}
+        for step in STEPS:
+            vals = [v for v in (_seconds(m, step) for m in members) if v is not None]
+            row[f"{step.key}_n"] = len(vals)
+            row[f"{step.key}_p50"] = percentile(vals, 0.5)
+            row[f"{step.key}_p90"] = percentile(vals, 0.9)
+        out.append(row)
+    return _sort_tat(out)
+
+
+def _sort_tat(rows: list[dict]) -> list[dict]:
+    order = {d: i for i, d in enumerate(["all", *DIMENSIONS])}
+    return sorted(rows, key=lambda r: (order[r["dimension"]], str(r["key"])))
+
+
+def _tat_table_sql(period: Period) -> list[dict]:
+    aggs = []
+    for s in STEPS:
+        d = f"extract(epoch FROM (m.{s.end} - m.{s.start}))"
+        aggs.append(
+            f"count({d}) AS {s.key}_n, "
+            f"percentile_cont(0.5) WITHIN GROUP (ORDER BY {d}) AS {s.key}_p50, "
+            f"percentile_cont(0.9) WITHIN GROUP (ORDER BY {d}) AS {s.key}_p90"
+        )
+    # S608: the SQL is assembled from constants only; values travel as parameters.
+    select = (  # noqa: S608
+        "SELECT GROUPING(m.modality, m.station, m.priority, m.radiologist) AS g, "
+        "m.modality, m.station, m.priority, m.radiologist, count(*) AS n, {aggs} "
+        "FROM m GROUP BY GROUPING SETS ((), (m.modality), (m.station), (m.priority), (m.radiologist))"
+    ).format(aggs=", ".join(aggs))
+    sql = _milestone_cte() + select
+    with connection.cursor() as cur:
+        cur.execute(sql, _params(period))
+        cols = [c.name for c in cur.description]
+        raw = [dict(zip(cols, r, strict=True)) for r in cur.fetchall()]
+    # GROUPING bitmask: bit 3 modality … bit 0 radiologist; 0 bits set = that column grouped.
+    masks = {15: "all", 7: "modality", 11: "station", 13: "priority", 14: "radiologist"}
+    out = []
+    for r in raw:
+        dim = masks[r.pop("g")]
+        key = "" if dim == "all" else r[dim]
+        if dim != "all" and key is None:
+            continue
+        row = {"dimension": dim, "key": key, "n": r["n"]}
+        for s in STEPS:
+            row[f"{s.key}_n"] = r[f"{s.key}_n"]
+            row[f"{s.key}_p50"] = _f(r[f"{s.key}_p50"])
+            row[f"{s.key}_p90"] = _f(r[f"{s.key}_p90"])
+        out.append(row)
+    if not any(r["dimension"] == "all" for r in out):  # pragma: no cover - GROUPING SETS () always yields
+        out.append({"dimension": "all", "key": "", "n": 0})
+    return _sort_tat(out)
+
+
+def _f(v):
+    return None if v is None else float(v)
+
+
+def _minutes(seconds):
+    return None if seconds is None else round(seconds / 60.0, 1)
+
+
+def fig_tat_chain(period: Period) -> Figure:
+    table = tat_table(period)
+    overall = next(r for r in table if r["dimension"] == "all")
+    rows = [
+        [
+            s.label,
+            overall.get(f"{s.key}_n", 0),
+            _minutes(overall.get(f"{s.key}_p50")),
+            _minutes(overall.get(f"{s.key}_p90")),
+        ]
+        for s in STEPS
+    ]
+    return Figure(
+        name="tat_steps",
+        title=_("Turnaround per step (minutes)"),
+        columns=[_("Step"), _("Procedures"), _("Median"), _("90th percentile")],
+        rows=rows,
+        series_columns=[2, 3],
+        unit="min",
+        horizontal=True,
+    )
+
+
+def fig_tat_by(period: Period, dimension: str, step_key: str = "completed_to_final") -> Figure:
+    if dimension not in DIMENSIONS:
+        raise ValueError(dimension)
+    step = STEP_BY_KEY.get(step_key) or STEP_BY_KEY["completed_to_final"]
+    table = [r for r in tat_table(period) if r["dimension"] == dimension]
+    rows = [
+        [
+            r["key"],
+            r.get(f"{step.key}_n", 0),
+            _minutes(r.get(f"{step.key}_p50")),
+            _minutes(r.get(f"{step.key}_p90")),
+        ]
+        for r in table
+    ]
+    return Figure(
+        name=f"tat_by_{dimension}",
+        title=_("%(step)s per %(dim)s (minutes)") % {"step": step.label, "dim": _(dimension)},
+        columns=[_(dimension.capitalize()), _("Procedures"), _("Median"), _("90th percentile")],
+        rows=rows,
+        series_columns=[2, 3],
+        unit="min",
+    )
+
+
+def tat_compliance(period: Period) -> list[list]:
+    """Per priority and targeted step: [priority, step, target min, n, within target, %]."""
+    targets = tat_targets()
+    if use_sql():
+        parts, params = [], _params(period)
+        for i, (prio, steps) in enumerate(sorted(targets.items())):
+            for j, (key, minutes) in enumerate(sorted(steps.items())):
+                s = STEP_BY_KEY[key]
+                d = f"extract(epoch FROM (m.{s.end} - m.{s.start}))"
+                params[f"p{i}_{j}"] = prio
+                params[f"t{i}_{j}"] = minutes * 60
+                parts.append(
+                    f"SELECT %(p{i}_{j})s::text, '{key}', count({d}), "  # noqa: S608 - constants only
+                    f"count(*) FILTER (WHERE {d} <= %(t{i}_{j})s) FROM m WHERE m.priority = %(p{i}_{j})s"
+                )
+        if not parts:
+            return []
+        with connection.cursor() as cur:
+            cur.execute(_milestone_cte() + " UNION ALL ".join(parts), params)
+            counts = {(p, k): (n, ok) for p, k, n, ok in cur.fetchall()}
+    else:
+        rows = milestones_python(period)
+        counts = {}
+        for prio, steps in targets.items():
+            for key, minutes in steps.items():
+                vals = [_seconds(r, STEP_BY_KEY[key]) for r in rows if r["priority"] == prio]
+                vals = [v for v in vals if v is not None]
+                counts[(prio, key)] = (len(vals), sum(1 for v in vals if v <= minutes * 60))
+    out = []
+    for prio, steps in sorted(targets.items(), key=lambda kv: _prio_rank(kv[0])):
+        for key, minutes in sorted(steps.items()):
+            n, ok = counts.get((prio, key), (0, 0))
+            out.append([prio, STEP_LABELS[key], minutes, n, ok, round(100.0 * ok / n, 1) if n else None])
+    return out
+
+
+def _prio_rank(p: str) -> int:
+    from scheduling.models import PRIORITY_RANK
+
+    return PRIORITY_RANK.get(p, 9)
+
+
+def fig_compliance(period: Period) -> Figure:
+    rows = tat_compliance(period)
+    return Figure(
+        name="tat_compliance",
+        title=_("Turnaround targets met (%)"),
+        columns=[_("Priority"), _("Step"), _("Target (min)"), _("Procedures"), _("Within target"), _("%")],
+        rows=[[f"{r[0]} {r[1]}", *r[1:]] for r in rows],
+        series_columns=[5],
+        unit="%",
+        horizontal=True,
+    )
+
+
+# ---------------------------------------------------------------------------------------
+# Backlog, no-shows and cancellations
+
+
+def backlog(*, now=None, window_days: int | None = None) -> list[list]:
+    """Completed exams whose report is not signed yet, by age since completion.
+
+    Age counts from the procedure's completion time; the window (settings.RIS_BACKLOG_WINDOW_DAYS,
+    default 30) bounds the scan so the figure stays fast at any table size.
+    """
+    now = now or timezone.now()
+    window = window_days or getattr(settings, "RIS_BACKLOG_WINDOW_DAYS", 30)
+    qs = RequestedProcedure.objects.filter(
+        status=ProcedureStatus.COMPLETED, ended_at__gte=now - timedelta(days=window), ended_at__lte=now
+    )
+    Report = _model("reports", "Report")
+    if Report is not None:
+        qs = qs.exclude(report__status__in=["final", "amended"])
+    agg = qs.aggregate(
+        **{
+            f"b{i}": Count(
+                "pk",
+                filter=Q(ended_at__lte=now - timedelta(hours=lo))
+                & (Q(ended_at__gt=now - timedelta(hours=hi)) if hi is not None else Q()),
+            )
+            for i, (lo, hi, _label) in enumerate(BACKLOG_BUCKETS)
+        },
+    )
+    return [[label, agg[f"b{i}"]] for i, (_lo, _hi, label) in enumerate(BACKLOG_BUCKETS)]
+
+
+def fig_backlog(period: Period | None = None) -> Figure:
+    return Figure(
+        name="backlog",
+        title=_("Waiting to be read, by age"),
+        columns=[_("Age"), _("Exams")],
+        rows=backlog(),
+        series_columns=[1],
+        note=_("Completed exams without a signed report (now, not the chosen period)."),
+    )
+
+
+def fig_cancellations(period: Period) -> Figure:
+    """Cancellations in the period by reason, and no-shows (appointment passed, never arrived)."""
+    qs = ProcedureEvent.objects.filter(action="cancel", at__gte=period.start, at__lt=period.end)
+    if period.modality:
+        qs = qs.filter(requested_procedure__procedure_type__modality=period.modality)
+    rows = [
+        [r["reason"] or _("(no reason)"), r["n"]]
+        for r in qs.values("reason").annotate(n=Count("id")).order_by("-n", "reason")[:20]
+    ]
+    rows.append([_("No-show"), no_show_count(period)])
+    return Figure(
+        name="cancellations",
+        title=_("Cancellations by reason, and no-shows"),
+        columns=[_("Reason"), _("Procedures")],
+        rows=rows,
+        series_columns=[1],
+        horizontal=True,
+    )
+
+
+def no_show_count(period: Period, *, now=None) -> int:
+    """Appointments in the period that started more than 2 h ago and were never arrived."""
+    now = now or timezone.now()
+    qs = ScheduledProcedureStep.objects.filter(
+        start__gte=period.start,
+        start__lt=min(period.end, now - NO_SHOW_GRACE),
+        requested_procedure__status=ProcedureStatus.SCHEDULED,
+    )
+    if period.modality:
+        qs = qs.filter(modality=period.modality)
+    return qs.values("requested_procedure_id").distinct().count()
+
+
+# ---------------------------------------------------------------------------------------
+# Volumes and workload
+
+
+def fig_volume(period: Period, *, by: str = "day", per: str = "modality") -> Figure:
+    """Completed exams per day (or week) per modality (or station), from ``complete`` events."""
+    trunc = TruncWeek if by == "week" else TruncDay
+    key = "requested_procedure__procedure_type__modality" if per == "modality" else "station"
+    qs = ProcedureEvent.objects.filter(action="complete", at__gte=period.start, at__lt=period.end)
+    if period.modality:
+        qs = qs.filter(requested_procedure__procedure_type__modality=period.modality)
+    if per == "station":
+        # The station is the one the exam was booked on (its latest step).
+        from django.db.models import OuterRef, Subquery
+
+        qs = qs.annotate(
+            station=Subquery(
+                ScheduledProcedureStep.objects.filter(
+                    requested_procedure_id=OuterRef("requested_procedure_id")
+                )
+                .order_by("-start")
+                .values("station__ae_title")[:1]
+            )
+        )
+    data = (
+        qs.annotate(bucket=trunc("at", tzinfo=timezone.get_current_timezone()))
+        .values("bucket", key)
+        .annotate(n=Count("id"))
+        .order_by("bucket")
+    )
+    series: set[str] = set()
+    table: dict = defaultdict(dict)
+    for r in data:
+        bucket = timezone.localtime(r["bucket"]).date() if hasattr(r["bucket"], "hour") else r["bucket"]
+        series.add(r[key] or "?")
+        table[bucket][r[key] or "?"] = r["n"]
+    # Every day/week of the period appears, empty ones as zero.
+    buckets = []
+    d = period.first
+    while d <= period.last:
+        b = d - timedelta(days=d.weekday()) if by == "week" else d
+        if b not in buckets:
+            buckets.append(b)
+        d += timedelta(days=1)
+    cols = sorted(series)
+    rows = [
+        [b.isoformat(), *[table.get(b, {}).get(c, 0) for c in cols], sum(table.get(b, {}).values())]
+        for b in buckets
+    ]
+    return Figure(
+        name=f"volume_{per}_{by}",
+        title=_("Exams per %(by)s per %(per)s") % {"by": _(by), "per": _(per)},
+        columns=[_("Week") if by == "week" else _("Day"), *cols, _("Total")],
+        rows=rows,
+        chart_type="stacked",
+        series_columns=list(range(1, len(cols) + 1)),
+    )
+
+
+def station_utilisation(period: Period, *, now=None) -> list[list]:
+    """Per station: available, booked and performed minutes and the two utilisation ratios.
+
+    available = working hours × days − downtime within working hours;
+    booked    = scheduled steps (not cancelled) in the period;
+    performed = start → complete/discontinue of the exams, from the event log (MPPS drives it).
+    """
+    stations = list(Station.objects.filter(active=True).order_by("modality", "ae_title"))
+    if period.modality:
+        stations = [s for s in stations if s.modality == period.modality]
+    booked = dict(
+        ScheduledProcedureStep.objects.filter(start__gte=period.start, start__lt=period.end)
+        .exclude(status="CANCELED")
+        .values("station_id")
+        .annotate(d=Sum(F("end") - F("start")))
+        .values_list("station_id", "d")
+    )
+    downs = defaultdict(float)
+    for st_id, start, end in StationDowntime.objects.filter(
+        start__lt=period.end, end__gt=period.start
+    ).values_list("station_id", "start", "end"):
+        downs[st_id] += _overlap_working_minutes(
+            next((s for s in stations if s.pk == st_id), None), max(start, period.start), min(end, period.end)
+        )
+    performed = _performed_minutes(period)
+    rows = []
+    for st in stations:
+        per_day = (st.work_end.hour * 60 + st.work_end.minute) - (
+            st.work_start.hour * 60 + st.work_start.minute
+        )
+        available = max(per_day * period.days - downs.get(st.pk, 0.0), 0.0)
+        b = booked.get(st.pk)
+        b_min = b.total_seconds() / 60 if b else 0.0
+        p_min = performed.get(st.pk, 0.0)
+        rows.append(
+            [
+                st.ae_title,
+                st.modality,
+                round(available),
+                round(b_min),
+                round(p_min),
+                round(100 * b_min / available, 1) if available else None,
+                round(100 * p_min / available, 1) if available else None,
+            ]
+        )
+    return rows
+
+
+def _overlap_working_minutes(station, start, end) -> float:
+    if station is None or end <= start:
+        return 0.0
+    total = 0.0
+    day = timezone.localtime(start).date()
+    last = timezone.localtime(end).date()
+    tz = timezone.get_current_timezone()
+    from datetime import datetime
+
+    while day <= last:
+        open_ = datetime.combine(day, station.work_start, tzinfo=tz)
+        close = datetime.combine(day, station.work_end, tzinfo=tz)
+        a, b = max(open_, start), min(close, end)
+        if b > a:
+            total += (b - a).total_seconds() / 60
+        day += timedelta(days=1)
+    return total
+
+
+def _performed_minutes(period: Period) -> dict[int, float]:
+    if use_sql():
+        sql = """
+        WITH s AS (
+            SELECT e.requested_procedure_id AS id, min(e.at) AS started
+            FROM scheduling_procedureevent e
+            WHERE e.action = 'start' AND e.at >= %(start)s AND e.at < %(end)s
+            GROUP BY 1
+        ), f AS (
+            SELECT e.requested_procedure_id AS id, min(e.at) AS ended
+            FROM scheduling_procedureevent e JOIN s ON s.id = e.requested_procedure_id
+            WHERE e.action IN ('complete', 'discontinue')
+            GROUP BY 1
+        ), st AS (
+            SELECT DISTINCT ON (sp.requested_procedure_id) sp.requested_procedure_id AS id, sp.station_id
+            FROM scheduling_scheduledprocedurestep sp JOIN s ON s.id = sp.requested_procedure_id
+            ORDER BY sp.requested_procedure_id, sp.start DESC
+        )
+        SELECT st.station_id, sum(extract(epoch FROM (f.ended - s.started))) / 60.0
+        FROM s JOIN f ON f.id = s.id JOIN st ON st.id = s.id
+        WHERE f.ended > s.started
+        GROUP BY st.station_id
+        """
+        with connection.cursor() as cur:
+            cur.execute(sql, _params(period))
+            return {k: float(v) for k, v in cur.fetchall()}
+    starts = dict(
+        ProcedureEvent.objects.filter(action="start", at__gte=period.start, at__lt=period.end)
+        .values("requested_procedure_id")
+        .annotate(t=Min("at"))
+        .values_list("requested_procedure_id", "t")
+    )
+    ends = dict(
+        ProcedureEvent.objects.filter(
+            requested_procedure_id__in=list(starts), action__in=["complete", "discontinue"]
+        )
+        .values("requested_procedure_id")
+        .annotate(t=Min("at"))
+        .values_list("requested_procedure_id", "t")
+    )
+    station_of = {}
+    for pk, st in (
+        ScheduledProcedureStep.objects.filter(requested_procedure_id__in=list(starts))
+        .order_by("requested_procedure_id", "start")
+        .values_list("requested_procedure_id", "station_id")
+    ):
+        station_of[pk] = st
+    out: dict[int, float] = defaultdict(float)
+    for pk, t0 in starts.items():
+        t1 = ends.get(pk)
+        if t1 and t1 > t0 and pk in station_of:
+            out[station_of[pk]] += (t1 - t0).total_seconds() / 60
+    return dict(out)
+
+
+def fig_utilisation(period: Period) -> Figure:
+    return Figure(
+        name="utilisation",
+        title=_("Station utilisation (%)"),
+        columns=[
+            _("Station"),
+            _("Modality"),
+            _("Available (min)"),
+            _("Booked (min)"),
+            _("Performed (min)"),
+            _("Booked %"),
+            _("Performed %"),
+        ],
+        rows=station_utilisation(period),
+        series_columns=[5, 6],
+        unit="%",
+    )
+
+
+def fig_signed_per_radiologist(period: Period) -> Figure:
+    ReportEvent = _model("reports", "ReportEvent")
+    rows: list[list] = []
+    if ReportEvent is not None:
+        qs = ReportEvent.objects.filter(action="signed", at__gte=period.start, at__lt=period.end)
+        if period.modality:
+            qs = qs.filter(report__requested_procedure__procedure_type__modality=period.modality)
+        data = (
+            qs.values("report__author__username")
+            .annotate(authored=Count("report_id", distinct=True))
+            .order_by("-authored", "report__author__username")
+        )
+        signers = dict(
+            qs.values("actor__username").annotate(n=Count("id")).values_list("actor__username", "n")
+        )
+        names = {r["report__author__username"] for r in data} | set(signers)
+        authored = {r["report__author__username"]: r["authored"] for r in data}
+        rows = sorted(
+            ([n or "?", authored.get(n, 0), signers.get(n, 0)] for n in names), key=lambda r: (-r[1], r[0])
+        )
+    return Figure(
+        name="signed_per_radiologist",
+        title=_("Reports signed per radiologist"),
+        columns=[_("Radiologist"), _("Reports authored and signed"), _("Signatures given (reviewer)")],
+        rows=rows,
+        series_columns=[1, 2],
+        horizontal=True,
+    )
+
+
+# ---------------------------------------------------------------------------------------
+# Error statistics (差错统计)
+
+
+def error_rates(period: Period) -> list[list]:
+    """Per radiologist (report author): reports signed, addenda, addendum rate; reports
+    submitted, returned, return rate."""
+    ReportEvent = _model("reports", "ReportEvent")
+    if ReportEvent is None:
+        return []
+    base = ReportEvent.objects.filter(at__gte=period.start, at__lt=period.end)
+    if period.modality:
+        base = base.filter(report__requested_procedure__procedure_type__modality=period.modality)
+    signed = (
+        base.filter(action="signed")
+        .values("report__author__username")
+        .annotate(n=Count("report_id", distinct=True))
+    )
+    # A report signed in the period that received at least one addendum (at any later time).
+    amended = (
+        base.filter(action="signed", report__events__action="addendum")
+        .values("report__author__username")
+        .annotate(n=Count("report_id", distinct=True))
+    )
+    submitted = (
+        base.filter(action="submitted")
+        .values("report__author__username")
+        .annotate(n=Count("report_id", distinct=True))
+    )
+    returned = (
+        base.filter(action="submitted", report__events__action="returned")
+        .values("report__author__username")
+        .annotate(n=Count("report_id", distinct=True))
+    )
+
+    def as_map(q):
+        return {r["report__author__username"]: r["n"] for r in q}
+
+    s, a, sub, ret = as_map(signed), as_map(amended), as_map(submitted), as_map(returned)
+    rows = []
+    for name in sorted(set(s) | set(sub), key=lambda x: x or ""):
+        rows.append(
+            [
+                name or "?",
+                s.get(name, 0),
+                a.get(name, 0),
+                round(100 * a.get(name, 0) / s[name], 1) if s.get(name) else None,
+                sub.get(name, 0),
+                ret.get(name, 0),
+                round(100 * ret.get(name, 0) / sub[name], 1) if sub.get(name) else None,
+            ]
+        )
+    return rows
+
+
+def fig_error_rates(period: Period) -> Figure:
+    return Figure(
+        name="error_rates",
+        title=_("Addendum and returned-for-correction rates per radiologist (%)"),
+        columns=[
+            _("Radiologist"),
+            _("Signed"),
+            _("With addendum"),
+            _("Addendum rate %"),
+            _("Submitted"),
+            _("Returned"),
+            _("Return rate %"),
+        ],
+        rows=error_rates(period),
+        series_columns=[3, 6],
+        unit="%",
+    )
+
+
+PEER_SCORES = ["1", "2a", "2b", "3a", "3b"]
+
+
+def fig_peer_review(period: Period) -> Figure:
+    PeerReview = _model("reports", "PeerReview")
+    rows: list[list] = []
+    if PeerReview is not None:
+        qs = PeerReview.objects.filter(scored_at__gte=period.start, scored_at__lt=period.end).exclude(
+            score=""
+        )
+        if period.modality:
+            qs = qs.filter(report__requested_procedure__procedure_type__modality=period.modality)
+        counts: dict[str, Counter] = defaultdict(Counter)
+        for name, score, n in (
+            qs.values("radiologist__username", "score")
+            .annotate(n=Count("id"))
+            .values_list("radiologist__username", "score", "n")
+        ):
+            counts[name or "?"][score] = n
+        for name in sorted(counts):
+            total = sum(counts[name].values())
+            rows.append(
+                [name, total]
+                + [round(100 * counts[name][s] / total, 1) for s in PEER_SCORES[1:]]
+                + [round(100 * sum(counts[name][s] for s in PEER_SCORES[1:]) / total, 1)]
+            )
+    return Figure(
+        name="peer_review",
+        title=_("Peer review (RADPEER) discrepancy rates per radiologist (%)"),
+        columns=[_("Radiologist"), _("Scored"), "2a %", "2b %", "3a %", "3b %", _("Any discrepancy %")],
+        rows=rows,
+        chart_type="stacked",
+        series_columns=[2, 3, 4, 5],
+        unit="%",
+    )
+
+
+def fig_critical(period: Period, *, now=None) -> Figure:
+    """Critical results by category: created in the period, notified late, open and overdue now."""
+    CriticalResult = _model("reports", "CriticalResult")
+    now = now or timezone.now()
+    rows: list[list] = []
+    if CriticalResult is not None:
+        in_period = CriticalResult.objects.filter(created_at__gte=period.start, created_at__lt=period.end)
+        agg = {
+            r["category"]: r
+            for r in in_period.values("category").annotate(
+                n=Count("id"),
+                late=Count("id", filter=Q(notified_at__gt=F("due_at"))),
+                open_overdue=Count("id", filter=Q(notified_at__isnull=True, due_at__lt=now)),
+            )
+        }
+        overdue_now = dict(
+            CriticalResult.objects.filter(notified_at__isnull=True, due_at__lt=now)
+            .values("category")
+            .annotate(n=Count("id"))
+            .values_list("category", "n")
+        )
+        for cat in ["1", "2", "3"]:
+            r = agg.get(cat, {})
+            rows.append(
+                [_("Category %(c)s") % {"c": cat}, r.get("n", 0), r.get("late", 0), overdue_now.get(cat, 0)]
+            )
+    return Figure(
+        name="critical_results",
+        title=_("Critical results: notified late and overdue"),
+        columns=[_("Category"), _("Created in period"), _("Notified late"), _("Overdue now (not notified)")],
+        rows=rows,
+        series_columns=[2, 3],
+    )
+
+
+def fig_reconciliation(period: Period) -> Figure:
+    """Studies that could not be linked to an order, by the AE title that sent them."""
+    Item = _model("imaging", "ReconciliationItem")
+    rows: list[list] = []
+    if Item is not None:
+        qs = Item.objects.filter(created_at__gte=period.start, created_at__lt=period.end)
+        rows = [
+            [r["source_ae"] or "?", r["n"], r["open"]]
+            for r in qs.values("source_ae")
+            .annotate(n=Count("id"), open=Count("id", filter=Q(resolved_at__isnull=True)))
+            .order_by("-n", "source_ae")
+        ]
+    return Figure(
+        name="reconciliation",
+        title=_("Reconciliation exceptions (unlinked studies) by source station"),
+        columns=[_("Source AE"), _("Exceptions"), _("Still open")],
+        rows=rows,
+        series_columns=[1, 2],
+    )
+
+
+# ---------------------------------------------------------------------------------------
+# Equipment and materials
+
+
+def station_status_list(*, now=None) -> list[dict]:
+    now = now or timezone.now()
+    today_start = timezone.localtime(now).replace(hour=0, minute=0, second=0, microsecond=0)
+    down_now = set(
+        StationDowntime.objects.filter(start__lte=now, end__gt=now).values_list("station_id", flat=True)
+    )
+    today = dict(
+        ScheduledProcedureStep.objects.filter(
+            start__gte=today_start, start__lt=today_start + timedelta(days=1)
+        )
+        .exclude(status="CANCELED")
+        .values("station_id")
+        .annotate(n=Count("id"))
+        .values_list("station_id", "n")
+    )
+    in_progress = dict(
+        ScheduledProcedureStep.objects.filter(status="STARTED")
+        .values("station_id")
+        .annotate(n=Count("id"))
+        .values_list("station_id", "n")
+    )
+    out = []
+    for st in Station.objects.order_by("modality", "ae_title"):
+        if not st.active:
+            state = "inactive"
+        elif st.pk in down_now:
+            state = "down"
+        elif in_progress.get(st.pk):
+            state = "in_use"
+        else:
+            state = "available"
+        out.append(
+            {
+                "station": st,
+                "state": state,
+                "today": today.get(st.pk, 0),
+                "in_progress": in_progress.get(st.pk, 0),
+            }
+        )
+    return out
+
+
+def downtime_list(*, since=None, station=None, limit: int = 200):
+    qs = StationDowntime.objects.select_related("station", "created_by").order_by("-start")
+    if since:
+        qs = qs.filter(end__gte=since)
+    if station:
+        qs = qs.filter(station=station)
+    return qs[:limit]
+
+
+def fig_materials(period: Period) -> Figure:
+    from .models import MaterialItem, MaterialUsage
+
+    qs = MaterialUsage.objects.filter(at__gte=period.start, at__lt=period.end)
+    if period.modality:
+        qs = qs.filter(procedure__procedure_type__modality=period.modality)
+    used = dict(qs.values("item_id").annotate(q=Sum("quantity")).values_list("item_id", "q"))
+    exams = dict(
+        qs.values("item_id").annotate(n=Count("procedure_id", distinct=True)).values_list("item_id", "n")
+    )
+    rows = []
+    for item in MaterialItem.objects.filter(Q(active=True) | Q(pk__in=list(used))).order_by("kind", "code"):
+        rows.append(
+            [
+                item.code,
+                item.name,
+                item.kind,
+                item.unit,
+                used.get(item.pk) or 0,
+                exams.get(item.pk, 0),
+                item.stock_level,
+                item.low_stock_threshold,
+                "LOW" if item.is_low else "",
+            ]
+        )
+    return Figure(
+        name="materials",
+        title=_("Material consumption in the period"),
+        columns=[
+            _("Code"),
+            _("Name"),
+            _("Kind"),
+            _("Unit"),
+            _("Used"),
+            _("Exams"),
+            _("In stock"),
+            _("Low-stock threshold"),
+            _("Low stock"),
+        ],
+        rows=rows,
+        series_columns=[4],
+        horizontal=True,
+    )
+
+
+def material_low_stock():
+    from .models import MaterialItem
+
+    return MaterialItem.objects.filter(active=True, stock_level__lte=F("low_stock_threshold")).order_by(
+        "code"
+    )
