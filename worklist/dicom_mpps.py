@@ -100,7 +100,13 @@ def handle_n_get(event):
         return _failure(0x0118, "No such SOP class"), None
 
     def body():
-        tags = [int(t) for t in (req.AttributeIdentifierList or [])]
+        requested = req.AttributeIdentifierList
+        if requested is None:
+            tags = []
+        elif isinstance(requested, int):  # a single tag decodes as one BaseTag
+            tags = [int(requested)]
+        else:
+            tags = [int(t) for t in requested]
         ds = services.mpps_get(
             sop_instance_uid=str(req.RequestedSOPInstanceUID), calling_ae=_calling_ae(event), tags=tags
         )

@@ -8,6 +8,7 @@ Every procedure status change goes through the scheduling services (``procedure_
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -214,6 +215,14 @@ def _consumables(ds: Dataset) -> list[dict]:
     return items
 
 
+def film_item_code(film_size_id: str) -> str:
+    """Film Size ID (2010,0050), e.g. ``14INX17IN`` → the materials code ``FILM1417``."""
+    numbers = re.findall(r"\d+", film_size_id or "")
+    if len(numbers) != 2:
+        return ""
+    return "FILM" + "".join(f"{int(n):02d}" for n in sorted(numbers, key=int))
+
+
 def _record_materials(*, mpps: PerformedProcedureStep, items: list[dict], procedures) -> None:
     """Hand film and billing items to the department's materials ledger when it exists."""
     try:
@@ -222,7 +231,9 @@ def _record_materials(*, mpps: PerformedProcedureStep, items: list[dict], proced
         return
     for proc in procedures:
         for item in items:
-            code = item.get("code") or (f"FILM-{item.get('size')}" if item.get("kind") == "film" else "")
+            code = item.get("code") or (
+                film_item_code(item.get("size", "")) if item.get("kind") == "film" else ""
+            )
             quantity = item.get("quantity", item.get("count", 0))
             if not code or not quantity:
                 continue
@@ -550,6 +561,8 @@ def mpps_get(*, sop_instance_uid: str, calling_ae: str, tags: list[int] | None =
             if tag in stored:
                 out[tag] = stored[tag]
         stored = out
+    # Values are kept as Unicode (DICOM JSON); return them in UTF-8 whatever the modality used.
+    stored.SpecificCharacterSet = "ISO_IR 192"
     audit_record(
         action="mpps.get",
         object_type="mpps",
