@@ -47,7 +47,7 @@ class Command(ServerCommand):
                 f"\nRIS running: web http://{host}/  "
                 f"DICOM {settings.RIS_DICOM_AE_TITLE}@{settings.RIS_DICOM_BIND_ADDRESS}:{settings.RIS_DICOM_PORT}  "
                 f"worker: {'celery' if settings.CELERY_BROKER_URL else 'eager (no broker)'}\n"
-                "Demo logins (password demo-<role>): frontdesk, tech, radiologist, reviewer, head, admin\n"
+                "Demo logins (password demo-<username>): frontdesk, tech, radiologist, reviewer, head, admin\n"
                 "Ctrl-C stops everything.\n"
             )
         )

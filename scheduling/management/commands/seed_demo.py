@@ -22,7 +22,7 @@ from ris.models import StaffProfile
 from ris.roles import Role, ensure_groups
 from scheduling import services
 from scheduling.models import Order, ProcedureType, Station
-from scheduling.selectors import station_free_slots
+from scheduling.selectors import station_day_slots
 
 DEMO_USERS = [
     # username, role, printed name, modalities
@@ -260,10 +260,16 @@ class Command(BaseCommand):
             types = [pt for pt in catalog if pt.modality == station.modality]
             for n in range(6):
                 pt = rng.choice(types)
-                slots = station_free_slots(station=station, day=day, duration_minutes=pt.duration_minutes)
+                # Today's demo fills the whole day, the past hours included, so the board and the
+                # worklists have something in every state whenever the demo starts.
+                slots = [
+                    s
+                    for s in station_day_slots(station=station, day=day, duration_minutes=pt.duration_minutes)
+                    if s.state in ("free", "past")
+                ]
                 if not slots:
                     break
-                slot = slots[min(len(slots) - 1, n * 3)]
+                slot = slots[min(len(slots) - 1, n * 5)]
                 try:
                     order = services.order_create(
                         patient=rng.choice(patients),
