@@ -85,13 +85,12 @@ TEMPLATES = [
 ]
 
 DATABASES = {
-    "default": env.db(
-        "DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'ris.sqlite3'}"
-    ),
+    "default": env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'ris.sqlite3'}"),
 }
 DATABASES["default"]["ATOMIC_REQUESTS"] = False
 DATABASES["default"].setdefault("CONN_MAX_AGE", 0)
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
+    Path(DATABASES["default"]["NAME"]).parent.mkdir(parents=True, exist_ok=True)
     # WAL lets the DICOM node, worker and web process share the file.
     DATABASES["default"].setdefault("OPTIONS", {})
     DATABASES["default"]["OPTIONS"].update(
@@ -220,6 +219,20 @@ RIS_STORAGE_ROOT = Path(env("RIS_STORAGE_ROOT", default=str(VAR_DIR / "storage")
 RIS_MWL_RESULT_CAP = env.int("RIS_MWL_RESULT_CAP", default=2000)
 # Modules that contribute DICOM services to the one AE (each has contribute(ae) -> handlers).
 RIS_DICOM_SERVICES = ["worklist.dicom_mwl", "worklist.dicom_mpps", "imaging.dicom"]
+# DICOM node (ris/dicom, docs/dicom.md). Timeouts in seconds.
+RIS_DICOM_ACSE_TIMEOUT = env.float("RIS_DICOM_ACSE_TIMEOUT", default=30.0)
+RIS_DICOM_DIMSE_TIMEOUT = env.float("RIS_DICOM_DIMSE_TIMEOUT", default=60.0)
+RIS_DICOM_NETWORK_TIMEOUT = env.float("RIS_DICOM_NETWORK_TIMEOUT", default=120.0)
+RIS_DICOM_MAX_ASSOCIATIONS = env.int("RIS_DICOM_MAX_ASSOCIATIONS", default=32)
+# Maximum PDU length we advertise (P-DATA-TF variable field); longer declared PDUs abort.
+RIS_DICOM_MAX_PDU = env.int("RIS_DICOM_MAX_PDU", default=65536)
+# DICOM TLS (PS3.15 B.1 / BCP 195): a second listener on RIS_DICOM_TLS_PORT when a certificate
+# is configured; peers must present a certificate signed by RIS_DICOM_TLS_CA.
+RIS_DICOM_TLS_CERT = env("RIS_DICOM_TLS_CERT", default="")
+RIS_DICOM_TLS_KEY = env("RIS_DICOM_TLS_KEY", default="")
+RIS_DICOM_TLS_CA = env("RIS_DICOM_TLS_CA", default="")
+RIS_DICOM_TLS_PORT = env.int("RIS_DICOM_TLS_PORT", default=2762)
+RIS_DICOM_TLS_ONLY = env.bool("RIS_DICOM_TLS_ONLY", default=False)
 
 LOGGING = {
     "version": 1,
@@ -247,3 +260,22 @@ RIS_CRITICAL_RESULT_TARGETS = {
 RIS_PEER_REVIEW_SHARE = env.float("RIS_PEER_REVIEW_SHARE", default=0.05)
 RIS_PEER_REVIEW_WINDOW_DAYS = env.int("RIS_PEER_REVIEW_WINDOW_DAYS", default=1)
 RIS_REPORT_INSTITUTION = env("RIS_REPORT_INSTITUTION", default="Department of Radiology")
+
+# Imaging ingest (docs/ingest.md). The storage root is RIS_STORAGE_ROOT above.
+# Largest object accepted over C-STORE or STOW-RS (bytes); bigger ones are refused with 0xA700/413.
+RIS_STORAGE_MAX_OBJECT_BYTES = env.int("RIS_STORAGE_MAX_OBJECT_BYTES", default=2 * 1024**3)
+# A `received` row not indexed this long after it was last enqueued is re-enqueued by the sweeper.
+RIS_INGEST_LEASE_SECONDS = env.int("RIS_INGEST_LEASE_SECONDS", default=300)
+RIS_INGEST_MAX_ATTEMPTS = env.int("RIS_INGEST_MAX_ATTEMPTS", default=5)
+RIS_INGEST_SWEEP_SECONDS = env.int("RIS_INGEST_SWEEP_SECONDS", default=60)
+# Issuer of Accession Number (0008,0051) we assign; an object naming another issuer is not ours.
+RIS_ISSUER_OF_ACCESSION_NUMBER = env("RIS_ISSUER_OF_ACCESSION_NUMBER", default="")
+# IHE SWF: the modality uses the worklist's Study Instance UID; a different one goes to reconciliation.
+RIS_INGEST_REQUIRE_STUDY_UID_MATCH = env.bool("RIS_INGEST_REQUIRE_STUDY_UID_MATCH", default=True)
+RIS_STOW_MAX_REQUEST_BYTES = env.int("RIS_STOW_MAX_REQUEST_BYTES", default=4 * 1024**3)
+CELERY_BEAT_SCHEDULE["imaging-sweep-received"] = {
+    "task": "imaging.sweep_received",
+    "schedule": RIS_INGEST_SWEEP_SECONDS,
+}
+# Preview rendering is not ingest: keep it off the ingest queue.
+CELERY_TASK_ROUTES["imaging.render_previews"] = {"queue": "default"}
