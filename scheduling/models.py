@@ -234,6 +234,10 @@ class ScheduledProcedureStep(models.Model):
     performing_physician = models.CharField(max_length=64, blank=True, validators=[validate_pn])
     pre_medication = models.CharField(max_length=64, blank=True, validators=[validate_lo])
     contrast_agent = models.CharField(max_length=64, blank=True, validators=[validate_lo])
+    # True when the step was booked on the calendar and occupies its slot exclusively (the
+    # database refuses overlaps among these). Steps imported from an existing schedule (file
+    # worklists, HL7) keep their times even where they overlap, as the modality had them.
+    exclusive_slot = models.BooleanField(default=True)
 
     class Meta:
         ordering = ["start"]

@@ -384,6 +384,7 @@ def order_create(
         end=end,
         description=procedure_type.code_meaning,
         performing_physician=performing_physician,
+        exclusive_slot=check_calendar,
     )
     for name, value in (step_fields or {}).items():
         if name not in _IMPORT_STEP_FIELDS:

@@ -87,3 +87,15 @@ def test_database_refuses_overlapping_steps_even_without_the_service():
             start=step.start,
             end=step.end,
         )
+
+
+def test_imported_steps_may_overlap_but_booked_ones_may_not():
+    station = StationFactory(ae_title="CTI", modality="CT")
+    ptype = ProcedureTypeFactory(modality="CT")
+    start = next_slot()
+    make_order(station=station, procedure_type=ptype, start=start, check_calendar=False)
+    make_order(station=station, procedure_type=ptype, start=start, check_calendar=False)
+    assert ScheduledProcedureStep.objects.filter(station=station, exclusive_slot=False).count() == 2
+    # The calendar still treats the slot as taken.
+    with pytest.raises(Conflict):
+        make_order(station=station, procedure_type=ptype, start=start)
