@@ -237,7 +237,7 @@ class ScheduledProcedureStep(models.Model):
     # True when the step was booked on the calendar and occupies its slot exclusively (the
     # database refuses overlaps among these). Steps imported from an existing schedule (file
     # worklists, HL7) keep their times even where they overlap, as the modality had them.
-    exclusive_slot = models.BooleanField(default=True)
+    exclusive_slot = models.BooleanField(default=True, db_default=True)
 
     class Meta:
         ordering = ["start"]

@@ -29,4 +29,8 @@ if ! redis_up; then
   redis_up || { echo "ERROR: Redis is not running on 127.0.0.1:6379 and could not be started." \
                      "Install it (apt-get install redis-server)." >&2; exit 1; }
 fi
+# The application database for manage.py commands run against PostgreSQL (tests use test_ris).
+if ! psql -h 127.0.0.1 -U postgres -tAc "SELECT 1 FROM pg_database WHERE datname = 'ris'" | grep -q 1; then
+  createdb -h 127.0.0.1 -U postgres ris
+fi
 echo "PostgreSQL and Redis are up."
