@@ -8,6 +8,7 @@ selectors/``get_queryset`` of each app.
 from __future__ import annotations
 
 from django.contrib.auth.models import Group
+from django.utils.translation import gettext_lazy as _
 
 
 class Role:
@@ -20,12 +21,12 @@ class Role:
 
     ALL = (FRONT_DESK, TECHNOLOGIST, RADIOLOGIST, REVIEWER, DEPT_HEAD, ADMIN)
     LABELS = {
-        FRONT_DESK: "Front desk",
-        TECHNOLOGIST: "Technologist",
-        RADIOLOGIST: "Radiologist",
-        REVIEWER: "Reviewing radiologist",
-        DEPT_HEAD: "Department head",
-        ADMIN: "Administrator",
+        FRONT_DESK: _("Front desk"),
+        TECHNOLOGIST: _("Technologist"),
+        RADIOLOGIST: _("Radiologist"),
+        REVIEWER: _("Reviewing radiologist"),
+        DEPT_HEAD: _("Department head"),
+        ADMIN: _("Administrator"),
     }
 
 

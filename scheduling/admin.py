@@ -1,0 +1,141 @@
+"""Admin for the department's configuration (stations, downtime, catalog) and a read-only
+order list. Orders and procedure states change only through the services."""
+
+from django.contrib import admin
+
+from audit.services import audit_record
+
+from .models import Order, ProcedureType, RequestedProcedure, Station, StationDowntime
+
+
+class StationDowntimeInline(admin.TabularInline):
+    model = StationDowntime
+    extra = 0
+    fields = ("start", "end", "reason", "created_by")
+    readonly_fields = ("created_by",)
+
+
+@admin.register(Station)
+class StationAdmin(admin.ModelAdmin):
+    list_display = (
+        "ae_title",
+        "name",
+        "modality",
+        "room",
+        "charset_profile",
+        "worklist_scope",
+        "work_start",
+        "work_end",
+        "slot_minutes",
+        "active",
+    )
+    list_filter = ("modality", "active", "charset_profile")
+    search_fields = ("ae_title", "name", "room")
+    list_editable = ("active",)
+    inlines = [StationDowntimeInline]
+
+
+@admin.register(StationDowntime)
+class StationDowntimeAdmin(admin.ModelAdmin):
+    list_display = ("station", "start", "end", "reason", "created_by")
+    list_filter = ("station",)
+    date_hierarchy = "start"
+    readonly_fields = ("created_by",)
+
+    def save_model(self, request, obj, form, change):
+        if not change:
+            obj.created_by = request.user
+        super().save_model(request, obj, form, change)
+
+
+@admin.register(ProcedureType)
+class ProcedureTypeAdmin(admin.ModelAdmin):
+    list_display = (
+        "code_value",
+        "coding_scheme",
+        "code_meaning",
+        "modality",
+        "body_part",
+        "duration_minutes",
+        "active",
+    )
+    list_filter = ("modality", "body_part", "active")
+    search_fields = ("code_value", "code_meaning")
+    list_editable = ("active",)
+
+
+class RequestedProcedureInline(admin.TabularInline):
+    model = RequestedProcedure
+    extra = 0
+    can_delete = False
+    fields = (
+        "requested_procedure_id",
+        "procedure_type",
+        "status",
+        "study_instance_uid",
+        "arrived_at",
+        "started_at",
+        "ended_at",
+    )
+    readonly_fields = fields
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Order)
+class OrderAdmin(admin.ModelAdmin):
+    """Read-only: orders are placed on the front-desk pages or through the API."""
+
+    list_display = (
+        "accession_number",
+        "patient",
+        "priority",
+        "referring_physician",
+        "created_at",
+        "created_by",
+    )
+    list_filter = ("priority",)
+    search_fields = ("accession_number", "placer_order_number", "filler_order_number")
+    date_hierarchy = "created_at"
+    list_select_related = ("patient", "created_by")
+    list_per_page = 50
+    show_full_result_count = False
+    readonly_fields = [f.name for f in Order._meta.fields]
+    inlines = [RequestedProcedureInline]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def changelist_view(self, request, extra_context=None):
+        response = super().changelist_view(request, extra_context)
+        if getattr(response, "status_code", 200) == 200:
+            audit_record(action="order.search", request=request, object_type="order", detail={"admin": True})
+        return response
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        response = super().change_view(request, object_id, form_url, extra_context)
+        order = (
+            Order.objects.filter(pk=object_id).only("patient_id").first()
+            if str(object_id).isdigit()
+            else None
+        )
+        if order is not None and getattr(response, "status_code", 200) == 200:
+            audit_record(
+                action="order.view",
+                request=request,
+                object_type="order",
+                object_id=order.pk,
+                patient_id=order.patient_id,
+                detail={"admin": True},
+            )
+        return response

@@ -1,0 +1,502 @@
+"""Front-desk pages: forms keep input, duplicate warning, stale slots, roles, one audit event per page."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+import pytest
+from django.urls import reverse
+from django.utils import timezone
+
+from audit.models import AuditEvent
+from registration.models import Patient
+from scheduling.forms import slot_value
+from scheduling.models import Order, ProcedureStatus, RequestedProcedure, StationDowntime
+from tests.factories import PatientFactory, ProcedureTypeFactory, StationFactory, make_order, next_slot
+
+pytestmark = pytest.mark.django_db
+
+
+def events(action: str | None = None):
+    qs = AuditEvent.objects.all()
+    return qs.filter(action=action) if action else qs
+
+
+@pytest.fixture
+def desk(client_for):
+    return client_for("front_desk")
+
+
+@pytest.fixture
+def wang():
+    return PatientFactory(
+        family_name="Wang",
+        given_name="XiaoDong",
+        ideographic_family="王",
+        ideographic_given="小东",
+        birth_date=date(1985, 3, 14),
+        sex="M",
+        patient_id="P900001",
+    )
+
+
+@pytest.fixture
+def ct():
+    station = StationFactory(ae_title="CTUI1", modality="CT")
+    ptype = ProcedureTypeFactory(
+        code_value="CTUI", code_meaning="CT Chest", modality="CT", duration_minutes=15
+    )
+    return station, ptype
+
+
+# ---------------------------------------------------------------------------------------
+# Search
+
+
+@pytest.mark.parametrize("query", ["王小东", "王", "wang xiaodong", "WANGXIAODONG", "xiaodong", "P900001"])
+def test_search_finds_by_any_name_group_and_id(desk, wang, query):
+    PatientFactory(family_name="Li", given_name="Na", birth_date=date(1990, 1, 1))
+    before = events().count()
+    resp = desk.get(reverse("registration:patient_search"), {"q": query}, headers={"HX-Request": "true"})
+    assert resp.status_code == 200
+    assert resp.templates[0].name == "registration/_search_results.html"
+    html = resp.content.decode()
+    assert f'href="/patients/{wang.pk}/"' in html
+    assert "LI Na" not in html
+    assert events().count() - before == 1
+    event = events("patient.search").get()
+    assert event.detail["results"] == [wang.pk]
+    assert event.actor_username == "u_front_desk"
+
+
+def test_search_by_birth_date_full_page(desk, wang):
+    PatientFactory(birth_date=date(1990, 1, 1))
+    resp = desk.get(reverse("registration:patient_search"), {"birth_date": "1985-03-14"})
+    assert resp.status_code == 200
+    assert resp.templates[0].name == "registration/patient_search.html"
+    assert list(resp.context["patients"]) == [wang]
+    assert events("patient.search").count() == 1
+
+
+def test_empty_search_shows_no_patient_data_and_writes_no_event(desk, wang):
+    resp = desk.get(reverse("registration:patient_search"))
+    assert resp.status_code == 200
+    assert f"/patients/{wang.pk}/" not in resp.content.decode()
+    assert events().count() == 0
+
+
+def test_no_result_offers_registration_with_the_typed_name(desk):
+    resp = desk.get(reverse("registration:patient_search"), {"q": "赵六"}, headers={"HX-Request": "true"})
+    html = resp.content.decode()
+    assert 'data-testid="no-results"' in html
+    assert "/patients/new/?q=%E8%B5%B5%E5%85%AD" in html
+
+
+# ---------------------------------------------------------------------------------------
+# Registration
+
+
+def _patient_post(**overrides):
+    data = {
+        "chinese_name": "王小东",
+        "family_name": "",
+        "given_name": "",
+        "birth_date": "1985-03-14",
+        "sex": "M",
+        "phone": "13800138000",
+        "address": "北京市海淀区",
+        "medical_alerts": "",
+        "allergies": "Iodinated contrast",
+        "pregnancy_status": "",
+    }
+    data.update(overrides)
+    return data
+
+
+def test_pinyin_endpoint_fills_and_respects_user_edits(desk):
+    url = reverse("registration:pinyin")
+    html = desk.get(url, {"chinese_name": "王小东"}).content.decode()
+    assert 'value="Wang"' in html and 'value="XiaoDong"' in html
+    # Still the auto-filled value: replaced when the characters change.
+    html = desk.get(
+        url,
+        {
+            "chinese_name": "欧阳娜娜",
+            "family_name": "Wang",
+            "given_name": "XiaoDong",
+            "auto_family": "Wang",
+            "auto_given": "XiaoDong",
+        },
+    ).content.decode()
+    assert 'value="OuYang"' in html and 'value="NaNa"' in html
+    # Typed over by the user: kept.
+    html = desk.get(
+        url,
+        {
+            "chinese_name": "王小东",
+            "family_name": "Wong",
+            "given_name": "Siu Tung",
+            "auto_family": "Wang",
+            "auto_given": "XiaoDong",
+        },
+    ).content.decode()
+    assert 'value="Wong"' in html and 'value="Siu Tung"' in html
+    assert events().count() == 0
+
+
+def test_register_with_chinese_name_only_fills_pinyin(desk):
+    resp = desk.post(reverse("registration:patient_register"), _patient_post())
+    patient = Patient.objects.get()
+    assert resp.status_code == 302 and resp.url == reverse("registration:patient_detail", args=[patient.pk])
+    assert (patient.family_name, patient.given_name) == ("Wang", "XiaoDong")
+    assert (patient.ideographic_family, patient.ideographic_given) == ("王", "小东")
+    assert patient.patient_id  # MRN assigned
+    assert events("patient.create").count() == 1
+    assert events().count() == 1
+
+
+def test_register_form_error_keeps_input(desk):
+    resp = desk.post(
+        reverse("registration:patient_register"), _patient_post(birth_date="", phone="13912345678", sex="")
+    )
+    assert resp.status_code == 200
+    html = resp.content.decode()
+    assert 'value="13912345678"' in html
+    assert 'value="王小东"' in html
+    assert 'value="北京市海淀区"' in html
+    assert resp.context["form"].errors.keys() >= {"birth_date", "sex"}
+    assert Patient.objects.count() == 0
+
+
+def test_register_vr_violation_is_a_field_error_not_500(desk):
+    resp = desk.post(
+        reverse("registration:patient_register"), _patient_post(family_name="Wang^X", chinese_name="")
+    )
+    assert resp.status_code == 200
+    assert "family_name" in resp.context["form"].errors
+    assert Patient.objects.count() == 0
+
+
+def test_register_duplicate_id_maps_service_conflict_onto_field(desk, wang):
+    resp = desk.post(
+        reverse("registration:patient_register"),
+        _patient_post(chinese_name="李娜", patient_id="P900001", birth_date="1990-01-01"),
+    )
+    assert resp.status_code == 200
+    assert "patient_id" in resp.context["form"].errors
+    assert Patient.objects.count() == 1
+
+
+def test_duplicate_warning_must_be_confirmed(desk, wang):
+    url = reverse("registration:patient_register")
+    resp = desk.post(url, _patient_post())
+    assert resp.status_code == 200
+    html = resp.content.decode()
+    assert 'data-testid="duplicate-warning"' in html
+    assert "P900001" in html
+    assert 'value="13800138000"' in html  # input kept
+    assert Patient.objects.count() == 1
+    assert events("patient.search").count() == 1  # the duplicate list shows patient data
+    resp = desk.post(url, _patient_post(confirm_duplicate="on"))
+    assert resp.status_code == 302
+    assert Patient.objects.count() == 2
+
+
+def test_edit_patient_keeps_input_on_error_and_saves(desk, wang):
+    url = reverse("registration:patient_edit", args=[wang.pk])
+    resp = desk.get(url)
+    assert resp.status_code == 200 and 'value="王小东"' in resp.content.decode()
+    assert events("patient.view").count() == 1
+    data = _patient_post(family_name="Wang", given_name="XiaoDong", birth_date="2999-01-01", phone="010-1234")
+    resp = desk.post(url, data)
+    assert resp.status_code == 200
+    assert "birth_date" in resp.context["form"].errors
+    assert 'value="010-1234"' in resp.content.decode()
+    wang.refresh_from_db()
+    assert wang.phone == ""
+    resp = desk.post(url, _patient_post(family_name="Wang", given_name="XiaoDong", phone="010-1234"))
+    assert resp.status_code == 302
+    wang.refresh_from_db()
+    assert wang.phone == "010-1234" and wang.allergies == "Iodinated contrast"
+    assert events("patient.update").count() == 1
+
+
+def test_patient_detail_writes_exactly_one_event(desk, wang, ct):
+    station, ptype = ct
+    make_order(patient=wang, station=station, procedure_type=ptype)
+    AuditEvent.objects.all()  # order.create from the service is not part of the page view
+    before = events().count()
+    resp = desk.get(reverse("registration:patient_detail", args=[wang.pk]))
+    assert resp.status_code == 200
+    assert 'data-testid="check-in"' in resp.content.decode()
+    assert events().count() - before == 1
+    event = events("patient.view").get()
+    assert (event.patient_ref, event.object_id) == (wang.pk, str(wang.pk))
+
+
+# ---------------------------------------------------------------------------------------
+# Ordering and booking
+
+
+def _order_post(station, ptype, start, **overrides):
+    data = {
+        "procedure_type": ptype.pk,
+        "priority": "ROUTINE",
+        "referring_physician": "Dr Li",
+        "reason": "Persistent cough",
+        "clinical_info": "Smoker, 30 pack-years",
+        "station": station.pk,
+        "day": timezone.localtime(start).date().isoformat(),
+        "start": slot_value(start),
+    }
+    data.update(overrides)
+    return data
+
+
+def test_slot_picker_offers_only_free_slots(desk, ct, wang):
+    station, ptype = ct
+    start = next_slot(60)
+    make_order(patient=wang, station=station, procedure_type=ptype, start=start)
+    resp = desk.get(
+        reverse("scheduling:slots"),
+        {"procedure_type": ptype.pk, "station": station.pk, "day": start.date().isoformat()},
+    )
+    html = resp.content.decode()
+    assert f'value="{slot_value(start)}"' not in html
+    assert f'value="{slot_value(start + timedelta(minutes=15))}"' in html
+    assert events().filter(action__in=["patient.search", "patient.view"]).count() == 0
+
+
+def test_order_create_books_and_shows_identifiers(desk, ct, wang):
+    station, ptype = ct
+    start = next_slot(30)
+    resp = desk.post(reverse("scheduling:order_create", args=[wang.pk]), _order_post(station, ptype, start))
+    order = Order.objects.get()
+    assert resp.status_code == 302 and resp.url == reverse("scheduling:order_detail", args=[order.pk])
+    assert events().count() == 1 and events("order.create").count() == 1
+    proc = order.procedures.get()
+    step = proc.steps.get()
+    assert step.start == start and step.station == station
+    assert order.reason == "Persistent cough" and order.referring_physician == "Dr Li"
+    resp = desk.get(resp.url)
+    html = resp.content.decode()
+    for value in (order.accession_number, proc.requested_procedure_id, step.sps_id, proc.study_instance_uid):
+        assert value in html
+    assert events("order.view").count() == 1 and events().count() == 2
+
+
+def test_stale_slot_gets_clear_error_and_keeps_input(desk, ct, wang):
+    station, ptype = ct
+    start = next_slot(90)
+    form_data = _order_post(station, ptype, start, reason="Fever and cough")
+    # Someone else books the slot while the form is open.
+    make_order(station=station, procedure_type=ptype, start=start)
+    before = events().count()
+    resp = desk.post(reverse("scheduling:order_create", args=[wang.pk]), form_data)
+    assert resp.status_code == 200
+    html = resp.content.decode()
+    assert 'data-testid="booking-error"' in html
+    assert "already booked" in html
+    assert 'value="Fever and cough"' in html
+    assert "Smoker, 30 pack-years" in html
+    assert f'value="{slot_value(start)}"' not in html  # no longer offered
+    assert Order.objects.filter(patient=wang).count() == 0
+    assert events().count() - before == 1 and events("order.create").count() == 1  # the other desk's
+
+
+def test_downtime_is_refused(desk, ct, wang):
+    station, ptype = ct
+    start = next_slot(120)
+    StationDowntime.objects.create(
+        station=station, start=start, end=start + timedelta(hours=1), reason="Service"
+    )
+    resp = desk.post(reverse("scheduling:order_create", args=[wang.pk]), _order_post(station, ptype, start))
+    assert resp.status_code == 200
+    assert "down at that time" in resp.content.decode()
+    assert not Order.objects.exists()
+
+
+def test_past_slot_and_modality_mismatch_are_field_errors(desk, ct, wang):
+    station, ptype = ct
+    past = timezone.localtime() - timedelta(hours=2)
+    resp = desk.post(reverse("scheduling:order_create", args=[wang.pk]), _order_post(station, ptype, past))
+    assert resp.status_code == 200 and "start" in resp.context["form"].errors
+    mr = ProcedureTypeFactory(code_value="MRX", modality="MR")
+    resp = desk.post(
+        reverse("scheduling:order_create", args=[wang.pk]), _order_post(station, mr, next_slot(15))
+    )
+    assert resp.status_code == 200 and "station" in resp.context["form"].errors
+    assert not Order.objects.exists()
+
+
+# ---------------------------------------------------------------------------------------
+# Check-in, cancel, reschedule
+
+
+def test_check_in_then_board_shows_arrived(desk, ct, wang):
+    station, ptype = ct
+    start = timezone.localtime().replace(second=0, microsecond=0) + timedelta(minutes=30)
+    start = start - timedelta(minutes=start.minute % 15)
+    if start.date() != timezone.localdate():
+        pytest.skip("too close to midnight for a today booking")
+    proc = make_order(patient=wang, station=station, procedure_type=ptype, start=start).procedures.get()
+    resp = desk.post(reverse("scheduling:procedure_arrive", args=[proc.pk]), {"next": "/board/"})
+    assert resp.status_code == 302 and resp.url == "/board/"
+    proc.refresh_from_db()
+    assert proc.status == ProcedureStatus.ARRIVED
+    assert events("procedure.arrive").count() == 1
+    before = events().count()
+    resp = desk.get(reverse("scheduling:board"))
+    columns = {key: procs for key, _label, procs in resp.context["columns"]}
+    assert [p.pk for p in columns["arrived"]] == [proc.pk]
+    assert columns["scheduled"] == []
+    assert events().count() - before == 1 and events("board.view").count() == 1
+    # Polling with the same version: 204, nothing sent, nothing audited.
+    version = resp.context["version"]
+    resp = desk.get(reverse("scheduling:board"), {"v": version}, headers={"HX-Request": "true"})
+    assert resp.status_code == 204
+    assert events("board.view").count() == 1
+    # A change makes the poll answer with the new board.
+    RequestedProcedure.objects.filter(pk=proc.pk).update(updated_at=timezone.now() + timedelta(seconds=1))
+    resp = desk.get(reverse("scheduling:board"), {"v": version}, headers={"HX-Request": "true"})
+    assert resp.status_code == 200 and resp.templates[0].name == "scheduling/_board.html"
+    assert events("board.view").count() == 2
+
+
+def test_check_in_twice_is_a_message_not_an_error(desk, ct, wang):
+    station, ptype = ct
+    proc = make_order(patient=wang, station=station, procedure_type=ptype).procedures.get()
+    url = reverse("scheduling:procedure_arrive", args=[proc.pk])
+    desk.post(url)
+    resp = desk.post(url, follow=True)
+    assert resp.status_code == 200
+    assert "no longer possible" in resp.content.decode()
+    assert events("procedure.arrive").count() == 1
+
+
+def test_cancel_requires_reason(desk, ct, wang):
+    station, ptype = ct
+    proc = make_order(patient=wang, station=station, procedure_type=ptype).procedures.get()
+    url = reverse("scheduling:procedure_cancel", args=[proc.pk])
+    resp = desk.post(url, {"reason": "  "})
+    assert resp.status_code == 200 and "reason" in resp.context["form"].errors
+    proc.refresh_from_db()
+    assert proc.status == ProcedureStatus.SCHEDULED
+    resp = desk.post(url, {"reason": "Patient request"})
+    assert resp.status_code == 302
+    proc.refresh_from_db()
+    assert proc.status == ProcedureStatus.CANCELLED and proc.status_reason == "Patient request"
+
+
+def test_reschedule_moves_booking_and_refuses_taken_slot(desk, ct, wang):
+    station, ptype = ct
+    old = next_slot(0)
+    proc = make_order(patient=wang, station=station, procedure_type=ptype, start=old).procedures.get()
+    taken = next_slot(60)
+    make_order(station=station, procedure_type=ptype, start=taken)
+    url = reverse("scheduling:procedure_reschedule", args=[proc.pk])
+    resp = desk.get(url)
+    assert resp.status_code == 200
+    html = resp.content.decode()
+    assert f'value="{slot_value(taken)}"' not in html and f'value="{slot_value(old)}"' not in html
+    data = {
+        "reason": "Patient late",
+        "station": station.pk,
+        "day": old.date().isoformat(),
+        "start": slot_value(taken),
+    }
+    resp = desk.post(url, data)
+    assert resp.status_code == 200 and "already booked" in resp.content.decode()
+    assert 'value="Patient late"' in resp.content.decode()
+    new = next_slot(120)
+    resp = desk.post(url, {**data, "start": slot_value(new)})
+    assert resp.status_code == 302
+    assert proc.steps.get().start == new
+
+
+# ---------------------------------------------------------------------------------------
+# Calendar
+
+
+def test_calendar_shows_bookings_and_downtime_with_one_event(client_for, ct, wang):
+    station, ptype = ct
+    start = next_slot(60)
+    make_order(patient=wang, station=station, procedure_type=ptype, start=start)
+    StationDowntime.objects.create(
+        station=station, start=next_slot(180), end=next_slot(240), reason="Tube change"
+    )
+    before = events().count()
+    resp = client_for("technologist").get(
+        reverse("scheduling:calendar"), {"station": station.pk, "day": start.date().isoformat()}
+    )
+    assert resp.status_code == 200
+    html = resp.content.decode()
+    assert "王小东" in html and "Tube change" in html
+    states = [s.state for s in resp.context["slots"]]
+    assert states.count("booked") == 1 and states.count("down") == 4
+    assert events().count() - before == 1
+    assert events("station.calendar.view").get().detail["patients"] == [wang.pk]
+
+
+def test_dept_head_adds_downtime_from_calendar(client_for, ct):
+    station, _ptype = ct
+    day = (timezone.localdate() + timedelta(days=2)).isoformat()
+    resp = client_for("dept_head").post(
+        reverse("scheduling:downtime_add"),
+        {
+            "station": station.pk,
+            "day": day,
+            "start_time": "10:00",
+            "end_time": "11:00",
+            "reason": "Maintenance",
+        },
+    )
+    assert resp.status_code == 302
+    assert StationDowntime.objects.get().reason == "Maintenance"
+    resp = client_for("front_desk").post(reverse("scheduling:downtime_add"), {"station": station.pk})
+    assert resp.status_code == 403
+
+
+# ---------------------------------------------------------------------------------------
+# Roles
+
+
+@pytest.mark.parametrize(
+    ("role", "name", "method", "expected"),
+    [
+        ("technologist", "registration:patient_register", "get", 403),
+        ("radiologist", "registration:patient_register", "post", 403),
+        ("reviewer", "registration:patient_edit", "get", 403),
+        ("technologist", "scheduling:order_create", "get", 403),
+        ("dept_head", "scheduling:order_create", "post", 403),
+        ("radiologist", "scheduling:procedure_cancel", "post", 403),
+        ("technologist", "scheduling:procedure_reschedule", "get", 403),
+        ("radiologist", "scheduling:procedure_arrive", "post", 403),
+        ("front_desk", "scheduling:downtime_add", "post", 403),
+        ("radiologist", "registration:patient_search", "get", 200),
+        ("technologist", "scheduling:board", "get", 200),
+        ("technologist", "scheduling:procedure_arrive", "post", 302),
+        ("admin", "scheduling:order_create", "get", 200),
+    ],
+)
+def test_role_matrix_on_pages(client_for, ct, wang, role, name, method, expected):
+    station, ptype = ct
+    proc = make_order(patient=wang, station=station, procedure_type=ptype).procedures.get()
+    args = {
+        "registration:patient_edit": [wang.pk],
+        "scheduling:order_create": [wang.pk],
+        "scheduling:procedure_cancel": [proc.pk],
+        "scheduling:procedure_reschedule": [proc.pk],
+        "scheduling:procedure_arrive": [proc.pk],
+    }.get(name, [])
+    before = events().exclude(action="order.create").count()
+    resp = getattr(client_for(role), method)(reverse(name, args=args))
+    assert resp.status_code == expected
+    if expected == 403:
+        # Refused before any patient data is read.
+        assert events().exclude(action="order.create").count() == before
+
+
+def test_anonymous_is_sent_to_login(client):
+    resp = client.get(reverse("registration:patient_search"))
+    assert resp.status_code == 302 and "/accounts/login/" in resp.url
