@@ -597,10 +597,6 @@ def console_arrive(*, procedure, actor, request=None) -> RequestedProcedure:
     )
 
 
-CONTRAST_ITEM_CODE = "CONTRAST"
-FILM_ITEM_CODE = "FILM"
-
-
 @transaction.atomic
 def exam_note_add(
     *,
@@ -637,11 +633,12 @@ def exam_note_add(
         text=text.strip(),
         author=actor if getattr(actor, "is_authenticated", False) else None,
     )
+    # Materials leave stock only when the console named the ledger item used.
     materials = []
-    if contrast_dose_ml:
-        materials.append((contrast_item_code or CONTRAST_ITEM_CODE, contrast_dose_ml))
-    if films_printed:
-        materials.append((film_item_code or FILM_ITEM_CODE, films_printed))
+    if contrast_dose_ml and contrast_item_code:
+        materials.append((contrast_item_code, contrast_dose_ml))
+    if films_printed and film_item_code:
+        materials.append((film_item_code, films_printed))
     if materials:
         try:
             from department.services import material_record_usage

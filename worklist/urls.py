@@ -1,5 +1,14 @@
-from django.urls import path  # noqa: F401
+from django.urls import path
+
+from . import views
 
 app_name = "worklist"
 
-urlpatterns: list = []
+urlpatterns = [
+    path("console/", views.console, name="console"),
+    path("console/board/", views.console_board, name="console_board"),
+    path("console/exam/<int:pk>/", views.exam, name="exam"),
+    path("console/exam/<int:pk>/status/", views.exam_status, name="exam_status"),
+    path("console/exam/<int:pk>/note/", views.exam_note, name="exam_note"),
+    path("console/exam/<int:pk>/<slug:action>/", views.exam_action, name="exam_action"),
+]

@@ -1,0 +1,201 @@
+"""Technologist console pages: lists, patient banner, manual steps, notes, polling, audit."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+from django.utils import timezone
+
+from audit.models import AuditEvent
+from scheduling.models import ProcedureEvent, ProcedureStatus
+from tests.factories import PatientFactory, StationFactory, make_order
+from worklist import services
+from worklist.models import ExamNote
+
+from .mpps_data import for_procedure, n_create
+
+pytestmark = pytest.mark.django_db
+
+
+def today_slot(minutes: int = 0):
+    now = timezone.localtime().replace(second=0, microsecond=0)
+    base = now.replace(minute=(now.minute // 15) * 15)
+    # Stay inside today whatever the hour the test runs.
+    if base.hour >= 23:
+        base = base.replace(hour=0, minute=0)
+    return base + timedelta(minutes=minutes)
+
+
+@pytest.fixture
+def exam():
+    patient = PatientFactory(
+        allergies="Iodinated contrast", medical_alerts="Pacemaker", pregnancy_status=2, sex="F"
+    )
+    return make_order(
+        patient=patient, station=StationFactory(ae_title="CT1"), start=today_slot()
+    ).procedures.get()
+
+
+def test_console_requires_console_use(client_for, exam):
+    assert client_for("front_desk").get(reverse("worklist:console")).status_code == 403
+    assert client_for("technologist").get(reverse("worklist:console")).status_code == 200
+    assert client_for("admin").get(reverse("worklist:console")).status_code == 200
+
+
+def test_console_lists_today_per_station_and_audits_once(client_for, exam):
+    other = make_order(
+        station=StationFactory(ae_title="MR1", modality="MR"), start=today_slot()
+    ).procedures.get()
+    tomorrow = make_order(station=StationFactory(ae_title="CT1"), start=today_slot() + timedelta(days=1))
+    c = client_for("technologist")
+    before = AuditEvent.objects.count()
+    body = c.get(reverse("worklist:console"), {"station": "CT1"}).content.decode()
+    assert exam.order.accession_number in body
+    assert other.order.accession_number not in body
+    assert tomorrow.accession_number not in body
+    assert AuditEvent.objects.count() == before + 1
+    event = AuditEvent.objects.latest("id")
+    assert event.action == "console.view" and exam.order.patient_id in event.detail["patients"]
+    body = c.get(reverse("worklist:console"), {"modality": "MR"}).content.decode()
+    assert other.order.accession_number in body and exam.order.accession_number not in body
+
+
+def test_console_columns_follow_status(client_for, exam):
+    c = client_for("technologist")
+    services.console_start(procedure=exam, actor=None)
+    response = c.get(reverse("worklist:console"), {"station": "CT1"})
+    columns = dict((key, steps) for key, _label, steps in response.context["columns"])
+    assert [s.requested_procedure_id for s in columns["in_progress"]] == [exam.pk]
+    assert columns["scheduled"] == []
+
+
+def test_board_poll_is_204_while_unchanged_and_renders_after_mpps(client_for, exam):
+    c = client_for("technologist")
+    version = c.get(reverse("worklist:console"), {"station": "CT1"}).context["version"]
+    url = reverse("worklist:console_board")
+    before = AuditEvent.objects.count()
+    assert c.get(url, {"station": "CT1", "v": version}).status_code == 204
+    assert AuditEvent.objects.count() == before  # nothing shown, nothing audited
+    services.mpps_create(attributes=n_create(for_procedure(exam)), calling_ae="CT1")
+    response = c.get(url, {"station": "CT1", "v": version})
+    assert response.status_code == 200
+    assert 'data-status="in_progress"' in response.content.decode()
+    assert AuditEvent.objects.filter(action="console.refresh").count() == 1
+
+
+def test_board_query_count_is_constant(client_for, exam):
+    c = client_for("technologist")
+    url = reverse("worklist:console_board")
+    c.get(url)
+    with CaptureQueriesContext(connection) as one:
+        c.get(url)
+    for i in range(1, 6):
+        make_order(
+            station=StationFactory(ae_title="CT1"),
+            start=today_slot(15 * i)
+            if today_slot(15 * i).date() == timezone.localdate()
+            else today_slot(-15 * i),
+        )
+    with CaptureQueriesContext(connection) as many:
+        c.get(url)
+    assert len(many) == len(one)
+
+
+def test_exam_page_shows_banner_alerts_and_audits(client_for, exam):
+    c = client_for("technologist")
+    body = c.get(reverse("worklist:exam", args=[exam.pk])).content.decode()
+    assert "Iodinated contrast" in body and "Pacemaker" in body and 'data-testid="alert-pregnancy"' in body
+    assert (
+        AuditEvent.objects.filter(
+            action="console.exam_view", object_id=str(exam.pk), patient_ref=exam.order.patient_id
+        ).count()
+        == 1
+    )
+
+
+def test_manual_start_complete_go_through_services(client_for, exam, users):
+    c = client_for("technologist")
+    assert c.post(reverse("worklist:exam_action", args=[exam.pk, "start"])).status_code == 302
+    assert c.post(reverse("worklist:exam_action", args=[exam.pk, "complete"])).status_code == 302
+    exam.refresh_from_db()
+    assert exam.status == ProcedureStatus.COMPLETED
+    sources = list(
+        ProcedureEvent.objects.filter(requested_procedure=exam).values_list("action", "source", "actor")
+    )
+    tech = users["technologist"].pk
+    assert sources[1:] == [("start", "console", tech), ("complete", "console", tech)]
+
+
+def test_manual_discontinue_needs_reason(client_for, exam):
+    c = client_for("technologist")
+    c.post(reverse("worklist:exam_action", args=[exam.pk, "start"]))
+    c.post(reverse("worklist:exam_action", args=[exam.pk, "discontinue"]), {"reason": ""})
+    exam.refresh_from_db()
+    assert exam.status == ProcedureStatus.IN_PROGRESS
+    c.post(
+        reverse("worklist:exam_action", args=[exam.pk, "discontinue"]), {"reason": "Patient claustrophobic"}
+    )
+    exam.refresh_from_db()
+    assert exam.status == ProcedureStatus.DISCONTINUED and exam.status_reason == "Patient claustrophobic"
+
+
+def test_invalid_transition_is_a_message_not_an_error(client_for, exam):
+    c = client_for("technologist")
+    response = c.post(reverse("worklist:exam_action", args=[exam.pk, "complete"]), follow=True)
+    assert response.status_code == 200
+    exam.refresh_from_db()
+    assert exam.status == ProcedureStatus.SCHEDULED
+    assert "Cannot complete" in response.content.decode()
+
+
+def test_front_desk_cannot_post_actions(client_for, exam):
+    assert (
+        client_for("front_desk").post(reverse("worklist:exam_action", args=[exam.pk, "start"])).status_code
+        == 403
+    )
+    exam.refresh_from_db()
+    assert exam.status == ProcedureStatus.SCHEDULED
+
+
+def test_note_records_contrast_and_films(client_for, exam):
+    c = client_for("technologist")
+    response = c.post(
+        reverse("worklist:exam_note", args=[exam.pk]), {"films_printed": "2", "text": "Good study"}
+    )
+    assert response.status_code == 302
+    note = ExamNote.objects.get(procedure=exam)
+    assert (note.films_printed, note.text) == (2, "Good study")
+    assert AuditEvent.objects.filter(action="exam.note", object_id=str(exam.pk)).count() == 1
+
+
+def test_empty_note_is_refused(client_for, exam):
+    c = client_for("technologist")
+    response = c.post(reverse("worklist:exam_note", args=[exam.pk]), {"text": " "})
+    assert response.status_code == 400
+    assert not ExamNote.objects.exists()
+
+
+def test_note_with_ledger_items_takes_stock(client_for, exam):
+    department = pytest.importorskip("department.models")
+    contrast = department.MaterialItem.objects.create(
+        code="IOHEXOL350", name="Iohexol 350", kind="contrast", unit="ml", stock_level=1000
+    )
+    c = client_for("technologist")
+    response = c.post(
+        reverse("worklist:exam_note", args=[exam.pk]),
+        {"contrast_item": "IOHEXOL350", "contrast_dose_ml": "80", "text": ""},
+    )
+    assert response.status_code == 302, response.content.decode()[:500]
+    contrast.refresh_from_db()
+    assert contrast.stock_level == 920
+    assert ExamNote.objects.get(procedure=exam).contrast_agent == "Iohexol 350"
+
+
+def test_exam_shows_mpps_detail(client_for, exam):
+    mpps = services.mpps_create(attributes=n_create(for_procedure(exam)), calling_ae="CT1")
+    body = client_for("technologist").get(reverse("worklist:exam", args=[exam.pk])).content.decode()
+    assert mpps.sop_instance_uid in body and 'data-testid="mpps-status"' in body

@@ -1,0 +1,105 @@
+"""Reads for the technologist console: today's exams per station/modality, one exam's detail."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import date
+
+from django.db.models import Count, Prefetch, QuerySet
+
+from scheduling.models import ProcedureStatus, RequestedProcedure, ScheduledProcedureStep, Station
+from scheduling.selectors import day_bounds
+
+from .models import ExamNote, MPPSEvent, PerformedProcedureStep
+
+S = ProcedureStatus
+
+# The console's columns; discontinued and cancelled exams are shown with the completed ones.
+COLUMNS = (
+    ("scheduled", (S.SCHEDULED,)),
+    ("arrived", (S.ARRIVED,)),
+    ("in_progress", (S.IN_PROGRESS,)),
+    ("completed", (S.COMPLETED, S.DISCONTINUED, S.CANCELLED)),
+)
+
+
+@dataclass
+class ConsoleFilter:
+    day: date
+    station: Station | None = None
+    modality: str = ""
+
+
+def _steps(f: ConsoleFilter) -> QuerySet[ScheduledProcedureStep]:
+    start, end = day_bounds(f.day)
+    qs = ScheduledProcedureStep.objects.filter(start__gte=start, start__lt=end)
+    if f.station is not None:
+        qs = qs.filter(station=f.station)
+    if f.modality:
+        qs = qs.filter(modality=f.modality)
+    return qs
+
+
+def console_version(f: ConsoleFilter) -> str:
+    """A cheap fingerprint of what the list shows: polling returns 204 while it is unchanged."""
+    rows = _steps(f).values_list(
+        "pk", "status", "requested_procedure__status", "requested_procedure__updated_at"
+    )
+    digest = hashlib.sha1(usedforsecurity=False)
+    for row in rows.order_by("pk"):
+        digest.update(repr(row).encode())
+    return digest.hexdigest()[:16]
+
+
+def console_columns(f: ConsoleFilter) -> list[tuple[str, list[ScheduledProcedureStep]]]:
+    steps = list(
+        _steps(f)
+        .select_related(
+            "station",
+            "requested_procedure__order__patient",
+            "requested_procedure__procedure_type",
+        )
+        .annotate(mpps_count=Count("requested_procedure__performed_steps"))
+        .order_by("start", "pk")
+    )
+    out = []
+    for key, statuses in COLUMNS:
+        out.append((key, [s for s in steps if s.requested_procedure.status in statuses]))
+    return out
+
+
+def exam_get(pk: int) -> RequestedProcedure | None:
+    return (
+        RequestedProcedure.objects.select_related("order__patient", "procedure_type")
+        .prefetch_related(
+            Prefetch("steps", queryset=ScheduledProcedureStep.objects.select_related("station")),
+            Prefetch(
+                "performed_steps",
+                queryset=PerformedProcedureStep.objects.prefetch_related(
+                    Prefetch("events", queryset=MPPSEvent.objects.order_by("at", "id")), "exceptions"
+                ).order_by("created_at"),
+            ),
+            Prefetch("exam_notes", queryset=ExamNote.objects.select_related("author")),
+            "events",
+        )
+        .filter(pk=pk)
+        .first()
+    )
+
+
+def exam_version(proc: RequestedProcedure) -> str:
+    mpps = PerformedProcedureStep.objects.filter(procedures=proc).values_list("pk", "status", "updated_at")
+    current = RequestedProcedure.objects.filter(pk=proc.pk).values_list("status", "updated_at").first()
+    digest = hashlib.sha1(usedforsecurity=False)
+    digest.update(repr((current, list(mpps.order_by("pk")))).encode())
+    return digest.hexdigest()[:16]
+
+
+def materials(kind: str) -> list[tuple[str, str]]:
+    """Active materials of one kind from the department ledger (empty when it is not installed)."""
+    try:
+        from department.models import MaterialItem
+    except ImportError:  # pragma: no cover
+        return []
+    return list(MaterialItem.objects.filter(kind=kind, active=True).values_list("code", "name"))
