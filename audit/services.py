@@ -44,8 +44,12 @@ def audit_record(
     outcome: str = Outcome.SUCCESS,
     source_ae: str = "",
     detail: dict | None = None,
+    source_ip: str | None = None,
 ) -> AuditEvent:
-    """Append one audit event. ``actor`` defaults to the request's user."""
+    """Append one audit event. ``actor`` defaults to the request's user.
+
+    ``source_ip`` is for callers without an HTTP request (the DICOM node passes the peer's address).
+    """
     if actor is None and request is not None:
         actor = getattr(request, "user", None)
     authenticated = actor is not None and getattr(actor, "is_authenticated", False)
@@ -54,7 +58,7 @@ def audit_record(
         actor_id=actor.pk if authenticated else None,
         actor_username=actor.get_username() if authenticated else "",
         role=actor_role(actor),
-        source_ip=_client_ip(request),
+        source_ip=source_ip or _client_ip(request),
         source_ae=source_ae[:16],
         action=action,
         object_type=object_type,

@@ -1,0 +1,210 @@
+"""pynetdicom transport pieces the node needs beyond the library defaults.
+
+* ``RISAssociationServer``: TCP_NODELAY on every accepted socket (a C-FIND answer is several
+  small PDUs; Nagle + delayed ACK cost ~27 ms per query here) and TLS wrapping *without* the
+  handshake, so a silent TLS peer can never block the accept loop.
+* ``RISRequestHandler``: builds our ``RISAssociation`` with the guarded socket and the policy
+  ACSE, binds the server's handlers.
+* ``GuardedAssociationSocket``: reads the 6-byte PDU header and aborts (A-ABORT, source
+  service-provider, reason "invalid PDU parameter value") when the peer declares a PDU
+  longer than we advertised, before pynetdicom tries to buffer it (it trusts the declared
+  length, so a 4 GiB declaration would otherwise be read into memory).
+* ``RISAssociation``: per-thread database hygiene (``close_old_connections`` before, all
+  connections closed after: the thread dies with the association), the deferred TLS
+  handshake bounded by the ACSE timeout, and a place for the policy's station record.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import socket
+import ssl
+from copy import deepcopy
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, cast
+
+from django.db import close_old_connections, connections
+from pynetdicom import evt
+from pynetdicom._globals import MODE_ACCEPTOR
+from pynetdicom.association import Association
+from pynetdicom.pdu import A_ABORT_RQ
+from pynetdicom.pdu_primitives import A_P_ABORT
+from pynetdicom.transport import AssociationSocket, RequestHandler, ThreadedAssociationServer
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .policy import AssociationPolicy, StationInfo
+
+logger = logging.getLogger(__name__)
+
+# PDU types (PS3.8 9.3): 0x04 is P-DATA-TF, bounded by our advertised Maximum Length.
+P_DATA_TF = 0x04
+KNOWN_PDU_TYPES = frozenset(range(0x01, 0x08))
+# Every other PDU (A-ASSOCIATE-RQ with up to 128 presentation contexts, release, abort) fits
+# comfortably in this; the standard gives them no negotiated limit.
+MAX_CONTROL_PDU = 256 * 1024
+
+
+class GuardedAssociationSocket(AssociationSocket):
+    """An AssociationSocket that refuses PDUs longer than we advertised."""
+
+    def __init__(self, assoc: Association, client_socket: socket.socket, *, max_pdata: int) -> None:
+        super().__init__(assoc, client_socket=client_socket)
+        self.max_pdata = max_pdata
+        self._reading_body = False
+
+    def recv(self, nr_bytes: int) -> bytearray:
+        # The DUL reads one PDU as recv(6) (header) followed by recv(length) (body).
+        if self._reading_body:
+            self._reading_body = False
+            return super().recv(nr_bytes)
+        data = super().recv(nr_bytes)
+        if nr_bytes != 6 or len(data) != 6:
+            return data
+        pdu_type = data[0]
+        length = int.from_bytes(data[2:6], "big")
+        if pdu_type not in KNOWN_PDU_TYPES:
+            return data  # the DUL raises Evt19 (unrecognised PDU) and reads no body
+        limit = self.max_pdata if pdu_type == P_DATA_TF else max(self.max_pdata, MAX_CONTROL_PDU)
+        if limit and length > limit:
+            self._abort_oversized(pdu_type, length, limit)
+            return bytearray()  # the DUL sees a short header: transport closed (Evt17)
+        self._reading_body = length > 0
+        return data
+
+    def _abort_oversized(self, pdu_type: int, length: int, limit: int) -> None:
+        assoc = cast("RISAssociation", self.assoc)
+        assoc.ris_abort_reason = "pdu_too_large"
+        assoc.ris_abort_detail = {"pdu_type": pdu_type, "declared_length": length, "limit": limit}
+        logger.warning(
+            "aborting association from %s: PDU type 0x%02X declares %d bytes (limit %d)",
+            assoc.requestor.address,
+            pdu_type,
+            length,
+            limit,
+        )
+        pdu = A_ABORT_RQ()
+        pdu.source = 0x02  # DICOM UL service-provider
+        pdu.reason_diagnostic = 0x06  # invalid-PDU-parameter value
+        sock = self.socket
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.sendall(pdu.encode())
+        self.close()
+        if not assoc.is_established:
+            # The acceptor is still waiting for the A-ASSOCIATE-RQ: wake it up now rather
+            # than after the ACSE timeout.
+            assoc.dul.to_user_queue.put(A_P_ABORT())
+
+
+class RISAssociation(Association):
+    """Acceptor association with DB hygiene, deferred TLS handshake and policy state."""
+
+    ris_station: StationInfo | None = None
+    ris_abort_reason: str = ""
+    ris_abort_detail: dict | None = None
+
+    def run_reactor(self) -> None:
+        close_old_connections()
+        try:
+            if self._tls_handshake():
+                super().run_reactor()
+        finally:
+            try:
+                self._audit_abort()
+            finally:
+                # The thread ends with the association: close its connection for good.
+                connections.close_all()
+
+    def _tls_handshake(self) -> bool:
+        sock = self.dul.socket.socket if self.dul.socket else None
+        if not isinstance(sock, ssl.SSLSocket):
+            return True
+        try:
+            sock.settimeout(self.acse_timeout)
+            sock.do_handshake()
+            sock.settimeout(None)
+            return True
+        except (OSError, ValueError) as exc:
+            address = self.requestor.address
+            logger.warning("TLS handshake with %s failed: %s", address, type(exc).__name__)
+            policy: AssociationPolicy | None = getattr(self._server, "ris_policy", None)
+            if policy is not None:
+                policy.record_rejection(
+                    calling_ae="",
+                    called_ae="",
+                    address=address,
+                    reason="tls_handshake_failed",
+                    rsd=None,
+                    extra={"error": type(exc).__name__, "message": str(exc)[:200]},
+                )
+            with contextlib.suppress(OSError):
+                sock.close()
+            self.dul.socket.socket = None
+            self.dul.socket._is_connected = False
+            return False
+
+    def _audit_abort(self) -> None:
+        if not self.ris_abort_reason:
+            return
+        policy: AssociationPolicy | None = getattr(self._server, "ris_policy", None)
+        if policy is not None:
+            policy.record_abort(self, reason=self.ris_abort_reason, detail=self.ris_abort_detail or {})
+
+
+class RISRequestHandler(RequestHandler):
+    def handle(self) -> None:
+        assoc = self._create_association()
+        evt.trigger(assoc, evt.EVT_CONN_OPEN, {"address": self.client_address})
+        assoc.start()
+
+    def _create_association(self) -> Association:
+        # Mirrors pynetdicom.transport.RequestHandler._create_association with our classes.
+        from .policy import PolicyACSE
+
+        server = cast("RISAssociationServer", self.server)
+        assoc = RISAssociation(self.ae, MODE_ACCEPTOR)
+        assoc._server = server
+        assoc.acse = PolicyACSE(assoc)
+        assoc.name = f"AcceptorThread@{datetime.now():%Y%m%d%H%M%S}"
+
+        sock = GuardedAssociationSocket(assoc, client_socket=self.request, max_pdata=self.ae.maximum_pdu_size)
+        assoc.set_socket(sock)
+
+        assoc.acceptor.maximum_length = self.ae.maximum_pdu_size
+        assoc.acceptor.ae_title = server.ae_title
+        assoc.acceptor.address_info = self.local
+        assoc.acceptor.implementation_class_uid = self.ae.implementation_class_uid
+        assoc.acceptor.implementation_version_name = self.ae.implementation_version_name
+        assoc.acceptor.supported_contexts = deepcopy(server.contexts)
+        assoc.requestor.address_info = self.remote
+
+        for event, handlers in server._handlers.items():
+            if event.is_intervention and handlers:
+                assoc.bind(event, *handlers)
+            elif isinstance(event, evt.NotificationEvent):
+                for handler, args in handlers:
+                    assoc.bind(event, handler, args)
+        return assoc
+
+
+class RISAssociationServer(ThreadedAssociationServer):
+    """Threaded server: TCP_NODELAY, TLS without handshake in the accept loop."""
+
+    daemon_threads = True
+    ris_policy: AssociationPolicy | None = None
+
+    def __init__(self, *args: Any, policy: AssociationPolicy | None = None, **kwargs: Any) -> None:
+        kwargs.setdefault("request_handler", RISRequestHandler)
+        super().__init__(*args, **kwargs)
+        self.ris_policy = policy
+
+    def get_request(self) -> tuple[socket.socket, tuple[str, int]]:
+        client_socket, address = cast(socket.socket, self.socket).accept()
+        with contextlib.suppress(OSError):  # e.g. a non-TCP socket
+            client_socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if self.ssl_context:
+            client_socket = self.ssl_context.wrap_socket(
+                client_socket, server_side=True, do_handshake_on_connect=False
+            )
+        return client_socket, address
