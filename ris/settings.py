@@ -233,20 +233,6 @@ RIS_DICOM_TLS_KEY = env("RIS_DICOM_TLS_KEY", default="")
 RIS_DICOM_TLS_CA = env("RIS_DICOM_TLS_CA", default="")
 RIS_DICOM_TLS_PORT = env.int("RIS_DICOM_TLS_PORT", default=2762)
 RIS_DICOM_TLS_ONLY = env.bool("RIS_DICOM_TLS_ONLY", default=False)
-# DICOM node (ris/dicom, docs/dicom.md). Timeouts in seconds.
-RIS_DICOM_ACSE_TIMEOUT = env.float("RIS_DICOM_ACSE_TIMEOUT", default=30.0)
-RIS_DICOM_DIMSE_TIMEOUT = env.float("RIS_DICOM_DIMSE_TIMEOUT", default=60.0)
-RIS_DICOM_NETWORK_TIMEOUT = env.float("RIS_DICOM_NETWORK_TIMEOUT", default=120.0)
-RIS_DICOM_MAX_ASSOCIATIONS = env.int("RIS_DICOM_MAX_ASSOCIATIONS", default=32)
-# Maximum PDU length we advertise (P-DATA-TF variable field); longer declared PDUs abort.
-RIS_DICOM_MAX_PDU = env.int("RIS_DICOM_MAX_PDU", default=65536)
-# DICOM TLS (PS3.15 B.1 / BCP 195): a second listener on RIS_DICOM_TLS_PORT when a certificate
-# is configured; peers must present a certificate signed by RIS_DICOM_TLS_CA.
-RIS_DICOM_TLS_CERT = env("RIS_DICOM_TLS_CERT", default="")
-RIS_DICOM_TLS_KEY = env("RIS_DICOM_TLS_KEY", default="")
-RIS_DICOM_TLS_CA = env("RIS_DICOM_TLS_CA", default="")
-RIS_DICOM_TLS_PORT = env.int("RIS_DICOM_TLS_PORT", default=2762)
-RIS_DICOM_TLS_ONLY = env.bool("RIS_DICOM_TLS_ONLY", default=False)
 
 LOGGING = {
     "version": 1,
