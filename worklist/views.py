@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib import messages
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
@@ -20,7 +21,11 @@ from . import services
 from .console import ConsoleFilter, console_columns, console_version, exam_get, exam_version
 from .forms import ConsoleFilterForm, DiscontinueForm, ExamNoteForm
 
-POLL_SECONDS = 5
+
+def _poll_seconds() -> int:
+    return int(getattr(settings, "RIS_CONSOLE_POLL_SECONDS", 5))
+
+
 COLUMN_LABELS = {
     "scheduled": ProcedureStatus.SCHEDULED.label,
     "arrived": ProcedureStatus.ARRIVED.label,
@@ -37,6 +42,8 @@ def _filter(request) -> tuple[ConsoleFilterForm, ConsoleFilter]:
         mods = profile.modality_list if profile else []
         if len(mods) == 1:
             data["modality"] = mods[0]
+    if not data.get("day"):
+        data["day"] = timezone.localdate().isoformat()
     form = ConsoleFilterForm(data)
     f = ConsoleFilter(day=timezone.localdate())
     if form.is_valid():
@@ -63,7 +70,7 @@ def _board_context(f: ConsoleFilter) -> dict:
         "columns": [(key, COLUMN_LABELS[key], steps) for key, steps in columns],
         "version": console_version(f),
         "query": _query(f),
-        "poll_seconds": POLL_SECONDS,
+        "poll_seconds": _poll_seconds(),
         "updated": timezone.localtime(),
         "total": sum(len(steps) for _key, steps in columns),
     }
@@ -123,7 +130,7 @@ def _exam_context(request, proc) -> dict:
         "events": list(proc.events.all()),
         "actions": actions,
         "version": exam_version(proc),
-        "poll_seconds": POLL_SECONDS,
+        "poll_seconds": _poll_seconds(),
     }
 
 
