@@ -110,12 +110,21 @@ def tat_targets() -> dict[str, dict[str, int]]:
     return getattr(settings, "RIS_TAT_TARGETS", DEFAULT_TAT_TARGETS)
 
 
+_TABLES_SEEN: set[str] = set()
+
+
 def _model(app_label: str, name: str):
-    """Another app's model, or None while that app has not shipped it yet."""
+    """Another app's model, or None while that app has not shipped it (or its table) yet."""
     try:
-        return apps.get_model(app_label, name)
+        model = apps.get_model(app_label, name)
     except LookupError:
         return None
+    table = model._meta.db_table
+    if table not in _TABLES_SEEN:
+        if table not in connection.introspection.table_names():
+            return None
+        _TABLES_SEEN.add(table)
+    return model
 
 
 def use_sql() -> bool:

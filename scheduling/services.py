@@ -447,3 +447,31 @@ def station_add_downtime(
         detail={"start": start.isoformat(), "end": end.isoformat()},
     )
     return downtime
+
+
+@transaction.atomic
+def station_end_downtime(
+    *, downtime: StationDowntime | int, actor=None, at: datetime | None = None
+) -> StationDowntime:
+    """End a downtime now (or cancel one that has not begun): its slots become bookable again."""
+    pk = downtime.pk if isinstance(downtime, StationDowntime) else int(downtime)
+    now = at or timezone.now()
+    obj = StationDowntime.objects.select_for_update().select_related("station").filter(pk=pk).first()
+    if obj is None:
+        raise ApplicationError("No such downtime.")
+    if obj.end <= now:
+        raise Conflict("This downtime is already over.")
+    if obj.start >= now:
+        StationDowntime.objects.filter(pk=pk).delete()
+        action, obj.end = "station.downtime_cancel", obj.start
+    else:
+        StationDowntime.objects.filter(pk=pk).update(end=now)
+        action, obj.end = "station.downtime_end", now
+    audit_record(
+        action=action,
+        actor=actor,
+        object_type="station",
+        object_id=obj.station_id,
+        detail={"downtime": pk, "start": obj.start.isoformat(), "end": obj.end.isoformat()},
+    )
+    return obj

@@ -1,5 +1,8 @@
-from rest_framework.routers import DefaultRouter
+from rest_framework.routers import SimpleRouter
 
-router = DefaultRouter()
+from .views import AuditEventViewSet
+
+router = SimpleRouter()
+router.register("audit/events", AuditEventViewSet, basename="audit-event")
 
 urlpatterns = router.urls

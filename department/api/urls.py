@@ -1,5 +1,9 @@
-from rest_framework.routers import DefaultRouter
+from rest_framework.routers import SimpleRouter
 
-router = DefaultRouter()
+from .views import FigureViewSet, MaterialItemViewSet
+
+router = SimpleRouter()
+router.register("department/figures", FigureViewSet, basename="department-figure")
+router.register("department/materials", MaterialItemViewSet, basename="department-material")
 
 urlpatterns = router.urls
