@@ -1,0 +1,116 @@
+"""The front-desk journey in Debian Chromium, in English and in Simplified Chinese.
+
+register 王小东 → pinyin shown → order a CT → book a free slot → the slot is no longer
+offered → check in → the board shows the patient arrived.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from django.utils import translation
+
+from registration.models import Patient
+from scheduling.models import Order, ProcedureStatus
+from tests.factories import ProcedureTypeFactory, StationFactory
+
+pytestmark = pytest.mark.browser
+
+
+def tr(language: str, text: str) -> str:
+    with translation.override(language):
+        return translation.gettext(text)
+
+
+@pytest.mark.parametrize("language", ["en", "zh-hans"])
+def test_front_desk_journey(page_for, language):
+    from playwright.sync_api import expect
+
+    station = StationFactory(ae_title="CTJ1", name="CT Journey", modality="CT", room="CT-9")
+    ptype = ProcedureTypeFactory(
+        code_value="CTJCHEST",
+        code_meaning="CT Chest journey",
+        modality="CT",
+        body_part="CHEST",
+        duration_minutes=15,
+    )
+    if language != "en":
+        # The catalog is compiled: the page really is in Chinese.
+        assert tr(language, "Register a patient") != "Register a patient"
+    page = page_for("front_desk", language=language)
+    base = page.base_url
+
+    # Find (nobody yet) → register.
+    page.goto(base + "/patients/?q=王小东")
+    expect(page.locator("html")).to_have_attribute("lang", language)
+    expect(page.get_by_test_id("no-results")).to_be_visible()
+    page.get_by_test_id("no-results").get_by_role("link").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text(tr(language, "Register a patient"))
+    page.locator("#id_chinese_name").fill("")
+    page.locator("#id_chinese_name").press_sequentially("王小东", delay=20)
+    expect(page.locator("#id_family_name")).to_have_value("Wang")
+    expect(page.locator("#id_given_name")).to_have_value("XiaoDong")
+    expect(page.get_by_test_id("pinyin-preview")).to_contain_text("Wang / XiaoDong")
+    page.locator("#id_birth_date").fill("1985-03-14")
+    page.locator("input[name=sex][value=M]").check()
+    page.locator("#id_phone").fill("13800138000")
+    page.get_by_test_id("save-patient").click()
+    expect(page).to_have_url(re.compile(r"/patients/\d+/$"))
+    patient = Patient.objects.get(ideographic_family="王", ideographic_given="小东")
+    assert (patient.family_name, patient.given_name) == ("Wang", "XiaoDong")
+    expect(page.get_by_test_id("patient-latin")).to_have_text("WANG XiaoDong")
+
+    # Order a CT and book the first free slot.
+    page.get_by_test_id("new-order").click()
+    page.get_by_test_id("procedure-type").select_option(str(ptype.pk))
+    expect(page.get_by_test_id("station")).to_have_value(str(station.pk), timeout=15_000)
+    first_free = page.get_by_test_id("slot").first
+    expect(first_free).to_be_attached()
+    start_value = first_free.get_attribute("value")
+    page.locator(f'label.slot:has(input[value="{start_value}"])').click()
+    page.locator("#id_reason").fill("Cough for three weeks")
+    page.get_by_test_id("book").click()
+    expect(page).to_have_url(re.compile(r"/orders/\d+/$"))
+    order = Order.objects.get(patient=patient)
+    proc = order.procedures.get()
+    step = proc.steps.get()
+    expect(page.get_by_test_id("accession-number")).to_have_text(order.accession_number)
+    expect(page.get_by_test_id("rp-id")).to_have_text(proc.requested_procedure_id)
+    expect(page.get_by_test_id("sps-id")).to_have_text(step.sps_id)
+    expect(page.get_by_test_id("study-uid")).to_have_text(proc.study_instance_uid)
+    order_url = page.url
+
+    # The booked slot is no longer offered.
+    page.goto(
+        f"{base}/patients/{patient.pk}/order/?procedure_type={ptype.pk}&station={station.pk}&day={start_value[:10]}"
+    )
+    expect(page.get_by_test_id("slot").first).to_be_attached()
+    assert page.locator(f'input[name=start][value="{start_value}"]').count() == 0
+
+    # Check in.
+    page.goto(order_url)
+    page.get_by_test_id("check-in").click()
+    expect(page.get_by_test_id("procedure-status")).to_have_text(tr(language, "Arrived"))
+    proc.refresh_from_db()
+    assert proc.status == ProcedureStatus.ARRIVED
+
+    # The board shows the patient arrived.
+    page.goto(base + "/board/")
+    arrived = page.get_by_test_id("col-arrived")
+    expect(arrived.get_by_test_id("board-item").filter(has_text="王小东")).to_be_visible()
+    expect(arrived.get_by_role("heading")).to_contain_text(tr(language, "Arrived"))
+    expect(page.get_by_test_id("col-scheduled").get_by_test_id("board-item")).to_have_count(0)
+
+
+def test_language_switch(page_for):
+    from playwright.sync_api import expect
+
+    page = page_for("front_desk", language="en")
+    page.goto(page.base_url + "/patients/")
+    assert tr("zh-hans", "Find a patient") != "Find a patient"
+    expect(page.get_by_role("heading", level=1)).to_have_text("Find a patient")
+    page.get_by_test_id("language").select_option("zh-hans")
+    expect(page.get_by_role("heading", level=1)).to_have_text(tr("zh-hans", "Find a patient"))
+    expect(page.locator("html")).to_have_attribute("lang", "zh-hans")
+    assert "/patients/" in page.url
