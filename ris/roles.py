@@ -55,6 +55,7 @@ PERMISSIONS: dict[str, set[str]] = {
     "board.view": set(CLINICAL),
     "worklist.view": {R.TECHNOLOGIST, R.DEPT_HEAD},
     "console.use": {R.TECHNOLOGIST},
+    "worklist.import": set(),  # file-worklist migration: administrators only
     "imaging.view": {R.TECHNOLOGIST, R.RADIOLOGIST, R.REVIEWER, R.DEPT_HEAD},
     "imaging.reconcile": {R.TECHNOLOGIST, R.DEPT_HEAD},
     "report.view": {R.RADIOLOGIST, R.REVIEWER, R.DEPT_HEAD, R.FRONT_DESK},
