@@ -1,0 +1,118 @@
+"""Storage SCP (PS3.4 Annex B) for the one DICOM node: ``contribute(ae)``.
+
+The handler is a thin adapter: pynetdicom streams each dataset to a temporary file
+(chunked receive), ``services.object_receive`` makes it durable and recorded, and only then
+is 0x0000 answered. Refusals carry the status and a PHI-free Error Comment (0000,0902).
+On release (or abort) one ingest task per study received on the association is enqueued.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from django.db import close_old_connections, connection
+from pydicom.dataset import Dataset
+from pynetdicom import _config, evt
+from pynetdicom._globals import ALL_TRANSFER_SYNTAXES
+from pynetdicom.presentation import AllStoragePresentationContexts
+
+from . import services
+
+logger = logging.getLogger(__name__)
+
+# Accepted as received, never transcoded: every transfer syntax pynetdicom knows (Implicit,
+# Explicit LE/BE, Deflated, JPEG family, JPEG-LS, JPEG 2000, RLE, MPEG-2/4, HEVC) plus
+# HTJ2K and encapsulated uncompressed.
+EXTRA_TRANSFER_SYNTAXES = [
+    "1.2.840.10008.1.2.5",  # RLE Lossless
+    "1.2.840.10008.1.2.1.98",  # Encapsulated Uncompressed Explicit VR Little Endian
+    "1.2.840.10008.1.2.4.201",  # HTJ2K Lossless
+    "1.2.840.10008.1.2.4.202",  # HTJ2K Lossless RPCL
+    "1.2.840.10008.1.2.4.203",  # HTJ2K
+]
+TRANSFER_SYNTAXES = list(dict.fromkeys([*ALL_TRANSFER_SYNTAXES, *EXTRA_TRANSFER_SYNTAXES]))
+
+_ASSOC_ATTR = "_ris_imaging_received"
+
+
+def _release_connections() -> None:
+    # Each association thread drops stale connections before and after its work; never in
+    # the middle of a caller's transaction (tests call the handler inside one).
+    if not connection.in_atomic_block:
+        close_old_connections()
+
+
+def _status(code: int, comment: str = "") -> Dataset | int:
+    if not comment:
+        return code
+    ds = Dataset()
+    ds.Status = code
+    ds.ErrorComment = comment[:64]
+    return ds
+
+
+def _calling_ae(event) -> str:
+    ae = event.assoc.requestor.ae_title
+    return (ae.decode(errors="replace") if isinstance(ae, bytes) else str(ae)).strip()
+
+
+def handle_store(event) -> Dataset | int:
+    """EVT_C_STORE: durable write and record, then answer."""
+    _release_connections()
+    try:
+        req = event.request
+        try:
+            path = event.dataset_path
+        except AttributeError:
+            logger.error("C-STORE received without chunked receive enabled")
+            return _status(0xA702, "Storage not ready")
+        result = services.object_receive(
+            path=path,
+            calling_ae=_calling_ae(event),
+            source="dimse",
+            command_sop_class_uid=str(req.AffectedSOPClassUID or ""),
+            command_sop_instance_uid=str(req.AffectedSOPInstanceUID or ""),
+        )
+        received = getattr(event.assoc, _ASSOC_ATTR, None)
+        if received is None:
+            received = {}
+            setattr(event.assoc, _ASSOC_ATTR, received)
+        received[result.study_instance_uid] = received.get(result.study_instance_uid, 0) + 1
+        return 0x0000
+    except services.ReceiveRefused as exc:
+        logger.warning("C-STORE from %s refused 0x%04X: %s", _calling_ae(event), exc.status, exc)
+        return _status(exc.status, str(exc))
+    except Exception:
+        logger.exception("C-STORE handler failed")
+        return _status(0xA7FF, "Internal error; retry later")
+    finally:
+        _release_connections()
+
+
+def handle_association_end(event) -> None:
+    """EVT_RELEASED / EVT_ABORTED / EVT_CONN_CLOSE: enqueue ingest once per study."""
+    received = getattr(event.assoc, _ASSOC_ATTR, None)
+    if not received:
+        return
+    setattr(event.assoc, _ASSOC_ATTR, None)
+    _release_connections()
+    try:
+        services.studies_enqueue(study_uids=list(received), source_ae=_calling_ae(event), counts=received)
+    except Exception:
+        # The rows are committed; the sweeper will enqueue them after the lease.
+        logger.exception("could not enqueue ingest after association end")
+    finally:
+        _release_connections()
+
+
+def contribute(ae) -> list:
+    """Add Storage SCP contexts to the node's AE and return its handlers (docs/CONTRACTS.md)."""
+    _config.STORE_RECV_CHUNKED_DATASET = True
+    for cx in AllStoragePresentationContexts:
+        ae.add_supported_context(cx.abstract_syntax, TRANSFER_SYNTAXES)
+    return [
+        (evt.EVT_C_STORE, handle_store),
+        (evt.EVT_RELEASED, handle_association_end),
+        (evt.EVT_ABORTED, handle_association_end),
+        (evt.EVT_CONN_CLOSE, handle_association_end),
+    ]

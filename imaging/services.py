@@ -1,0 +1,929 @@
+"""Writes for imaging: receiving (durable), indexing, linking, reconciliation.
+
+Receiving (``object_receive``) is the only code between the network and the
+acknowledgement: validate → durable file → one ``ReceivedObject`` row → caller answers.
+Everything else runs later in Celery from the rows (``study_ingest``), so a lost broker
+message costs latency, never data (the sweeper re-enqueues ``received`` rows).
+"""
+
+from __future__ import annotations
+
+import logging
+import zlib
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from functools import partial
+from pathlib import Path
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import DatabaseError, IntegrityError, connection, transaction
+from django.db.models import Count, F, Q
+from django.utils import timezone
+from pynetdicom.service_class import StorageServiceClass
+from pynetdicom.sop_class import uid_to_service_class
+
+from audit.services import audit_record
+from ris.errors import ApplicationError, Conflict, PermanentError, RetriableError
+from ris.vr import validate_ui
+
+from . import dicomfile, indexing, storage
+from .models import (
+    DuplicateConflict,
+    Instance,
+    LinkMethod,
+    ObjectState,
+    ReceivedObject,
+    ReconciliationItem,
+    ReconciliationReason,
+    Series,
+    Study,
+    StudyLink,
+)
+
+logger = logging.getLogger(__name__)
+
+# C-STORE / STOW-RS failure statuses (PS3.4 Table B.2-1, PS3.18 Table 10.5.3-1).
+STATUS_OUT_OF_RESOURCES = 0xA700
+STATUS_DB_UNAVAILABLE = 0xA701
+STATUS_STORAGE_ERROR = 0xA702
+STATUS_DATASET_MISMATCH = 0xA900
+STATUS_CANNOT_UNDERSTAND = 0xC000
+STATUS_SOP_CLASS_NOT_SUPPORTED = 0x0122
+
+
+class ReceiveRefused(Exception):
+    """The object is refused; ``status`` is the DIMSE status to answer."""
+
+    def __init__(self, message: str, status: int):
+        super().__init__(message)
+        self.status = status
+
+
+class DatabaseUnavailable(RetriableError):
+    pass
+
+
+@dataclass(frozen=True)
+class ReceiveResult:
+    outcome: str  # stored | duplicate | conflict
+    received_object_id: int
+    study_instance_uid: str
+    sop_instance_uid: str
+    sop_class_uid: str
+
+
+def _check_uid(value: str | None, what: str) -> str:
+    if not value:
+        raise ReceiveRefused(f"{what} is missing", STATUS_DATASET_MISMATCH)
+    try:
+        validate_ui(value)
+    except ValidationError as exc:
+        raise ReceiveRefused(f"{what} is not a valid UID", STATUS_DATASET_MISMATCH) from exc
+    return value
+
+
+def _is_storage_sop_class(uid: str) -> bool:
+    try:
+        return uid_to_service_class(uid) is StorageServiceClass
+    except Exception:
+        return False
+
+
+def object_receive(
+    *,
+    path: Path | str,
+    calling_ae: str = "",
+    source: str = "dimse",
+    command_sop_class_uid: str | None = None,
+    command_sop_instance_uid: str | None = None,
+    expected_study_uid: str | None = None,
+) -> ReceiveResult:
+    """Make one received Part 10 file durable and recorded; the caller may then answer success.
+
+    ``path`` is a file the caller owns and deletes (pynetdicom's chunked-receive temp file, or
+    a STOW-RS part). Raises ``ReceiveRefused`` with the status to answer.
+    """
+    try:
+        header = dicomfile.inspect_file(path)
+    except dicomfile.MalformedObject as exc:
+        raise ReceiveRefused(f"malformed dataset: {exc}", STATUS_CANNOT_UNDERSTAND) from exc
+    except OSError as exc:
+        raise ReceiveRefused("received file unreadable", STATUS_STORAGE_ERROR) from exc
+
+    sop_instance_uid = _check_uid(header.sop_instance_uid, "SOP Instance UID")
+    sop_class_uid = _check_uid(header.sop_class_uid, "SOP Class UID")
+    study_uid = _check_uid(header.study_instance_uid, "Study Instance UID")
+    _check_uid(header.series_instance_uid, "Series Instance UID")
+    if command_sop_instance_uid is not None:
+        _check_uid(command_sop_instance_uid, "Affected SOP Instance UID")
+        if command_sop_instance_uid != sop_instance_uid:
+            raise ReceiveRefused(
+                "Affected SOP Instance UID differs from the dataset's", STATUS_DATASET_MISMATCH
+            )
+    if command_sop_class_uid is not None and command_sop_class_uid != sop_class_uid:
+        raise ReceiveRefused("Affected SOP Class UID differs from the dataset's", STATUS_DATASET_MISMATCH)
+    if not _is_storage_sop_class(sop_class_uid):
+        raise ReceiveRefused("not a storage SOP class", STATUS_SOP_CLASS_NOT_SUPPORTED)
+    if expected_study_uid and study_uid != expected_study_uid:
+        raise ReceiveRefused("object belongs to another study", STATUS_DATASET_MISMATCH)
+    _check_uid(header.transfer_syntax_uid, "Transfer Syntax UID")
+    if header.missing_pixel_data:
+        raise ReceiveRefused("image without Pixel Data", STATUS_DATASET_MISMATCH)
+
+    meta = storage.file_meta_bytes(
+        sop_class_uid=sop_class_uid,
+        sop_instance_uid=sop_instance_uid,
+        transfer_syntax_uid=header.transfer_syntax_uid,
+    )
+    try:
+        with Path(path).open("rb") as src:
+            src.seek(header.dataset_offset)
+            stored = storage.store(header=meta, source=src, length=header.dataset_size)
+    except storage.ObjectTooLarge as exc:
+        raise ReceiveRefused(str(exc), STATUS_OUT_OF_RESOURCES) from exc
+    except storage.StorageFull as exc:
+        raise ReceiveRefused(str(exc), STATUS_OUT_OF_RESOURCES) from exc
+    except storage.StorageError as exc:
+        raise ReceiveRefused(str(exc), STATUS_STORAGE_ERROR) from exc
+
+    try:
+        return _record(
+            stored=stored,
+            header=header,
+            calling_ae=calling_ae,
+            source=source,
+        )
+    except DatabaseError as exc:
+        # Not acknowledged: the file must not outlive the refusal.
+        storage.remove(stored.relpath)
+        logger.warning("database unavailable while recording %s: %s", sop_instance_uid, type(exc).__name__)
+        raise ReceiveRefused("database unavailable", STATUS_DB_UNAVAILABLE) from exc
+
+
+def _record(*, stored: storage.StoredFile, header: dicomfile.ObjectHeader, calling_ae: str, source: str):
+    now = timezone.now()
+    try:
+        with transaction.atomic():
+            obj = ReceivedObject.objects.create(
+                sop_instance_uid=header.sop_instance_uid,
+                sop_class_uid=header.sop_class_uid,
+                study_instance_uid=header.study_instance_uid,
+                series_instance_uid=header.series_instance_uid,
+                transfer_syntax_uid=header.transfer_syntax_uid,
+                relpath=stored.relpath,
+                sha256=stored.sha256,
+                size=stored.size,
+                calling_ae=calling_ae[:16],
+                source=source,
+                received_at=now,
+            )
+        return ReceiveResult(
+            "stored", obj.pk, obj.study_instance_uid, obj.sop_instance_uid, obj.sop_class_uid
+        )
+    except IntegrityError:
+        pass
+    # The SOP Instance UID is known: same bytes → idempotent success; else keep the first.
+    existing = ReceivedObject.objects.get(sop_instance_uid=header.sop_instance_uid)
+    result = ReceiveResult(
+        "duplicate",
+        existing.pk,
+        existing.study_instance_uid,
+        existing.sop_instance_uid,
+        existing.sop_class_uid,
+    )
+    if existing.sha256 == stored.sha256:
+        storage.remove(stored.relpath)
+        return result
+    with transaction.atomic():
+        conflict, created = DuplicateConflict.objects.get_or_create(
+            original=existing,
+            sha256=stored.sha256,
+            defaults={
+                "relpath": stored.relpath,
+                "size": stored.size,
+                "transfer_syntax_uid": header.transfer_syntax_uid,
+                "calling_ae": calling_ae[:16],
+                "source": source,
+                "received_at": now,
+            },
+        )
+        if created:
+            study = Study.objects.filter(study_instance_uid=existing.study_instance_uid).first()
+            audit_record(
+                action="imaging.duplicate_conflict",
+                object_type="received_object",
+                object_id=existing.pk,
+                patient_id=study.patient_id if study else None,
+                source_ae=calling_ae,
+                outcome="failure",
+                detail={"sop_instance_uid": existing.sop_instance_uid, "conflict": conflict.pk},
+            )
+    if not created:
+        storage.remove(stored.relpath)
+    logger.warning(
+        "SOP Instance %s resent with different content (kept the first)", existing.sop_instance_uid
+    )
+    return ReceiveResult(
+        "conflict",
+        existing.pk,
+        existing.study_instance_uid,
+        existing.sop_instance_uid,
+        existing.sop_class_uid,
+    )
+
+
+# ---------------------------------------------------------------------------------------
+# Enqueueing (after an association or a STOW-RS request)
+
+
+def _send_ingest(study_uid: str) -> None:
+    from .tasks import ingest_study
+
+    try:
+        ingest_study.apply_async(
+            args=[study_uid],
+            retry=True,
+            retry_policy={"max_retries": 1, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.2},
+        )
+    except Exception as exc:
+        # The broker only wakes workers: the sweeper finds the rows after the lease.
+        logger.warning("could not enqueue ingest of a study (%s); the sweeper will", type(exc).__name__)
+
+
+def studies_enqueue(*, study_uids, source_ae: str = "", counts: dict | None = None, actor=None, request=None):
+    """Mark the studies' received rows as enqueued and send one task per study after commit."""
+    study_uids = sorted(set(study_uids))
+    if not study_uids:
+        return
+    now = timezone.now()
+    with transaction.atomic():
+        ReceivedObject.objects.filter(study_instance_uid__in=study_uids, state=ObjectState.RECEIVED).update(
+            enqueued_at=now
+        )
+        for uid in study_uids:
+            audit_record(
+                action="imaging.receive",
+                actor=actor,
+                request=request,
+                object_type="study",
+                object_id=uid,
+                source_ae=source_ae,
+                detail={"instances": (counts or {}).get(uid, 0)},
+            )
+            transaction.on_commit(partial(_send_ingest, uid))
+
+
+# ---------------------------------------------------------------------------------------
+# Indexing (Celery)
+
+
+def _lock_study(uid: str) -> None:
+    """Serialise indexing of one study across workers (transaction-scoped advisory lock)."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cur:
+            cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [f"imaging.study:{uid}"])
+
+
+def _patient_fields_differ(study: Study, patient: dict) -> bool:
+    return bool(patient["dicom_patient_id"]) and study.dicom_patient_id != patient["dicom_patient_id"]
+
+
+def study_ingest(*, study_instance_uid: str, chunk_size: int = 50) -> dict:
+    """Index every ``received`` object of the study, then link the study. Idempotent."""
+    max_attempts = settings.RIS_INGEST_MAX_ATTEMPTS
+    now = timezone.now()
+    with transaction.atomic():
+        dead = ReceivedObject.objects.filter(
+            study_instance_uid=study_instance_uid,
+            state=ObjectState.RECEIVED,
+            attempts__gte=max_attempts,
+        ).update(state=ObjectState.DEAD, last_error=f"gave up after {max_attempts} attempts")
+        # Counted before the work, in its own commit: a worker killed mid-task still counts.
+        ReceivedObject.objects.filter(
+            study_instance_uid=study_instance_uid, state=ObjectState.RECEIVED
+        ).update(attempts=F("attempts") + 1, enqueued_at=now)
+    if dead:
+        logger.error("%d objects of a study marked dead after %d attempts", dead, max_attempts)
+    pending = list(
+        ReceivedObject.objects.filter(study_instance_uid=study_instance_uid, state=ObjectState.RECEIVED)
+        .order_by("id")
+        .values_list("id", flat=True)
+    )
+    indexed = 0
+    touched_series: set[int] = set()
+    for start in range(0, len(pending), chunk_size):
+        n, series_ids = _index_chunk(study_instance_uid, pending[start : start + chunk_size])
+        indexed += n
+        touched_series |= series_ids
+    study = Study.objects.filter(study_instance_uid=study_instance_uid).first()
+    if study is None:
+        return {"indexed": indexed, "linked": False}
+    if touched_series:
+        _refresh_counts(study, touched_series)
+        from .qc import series_qc_refresh
+
+        for series_id in touched_series:
+            series_qc_refresh(series_id=series_id)
+        transaction.on_commit(partial(_send_previews, study.pk))
+    linked = study_link_auto(study=study)
+    return {"indexed": indexed, "linked": linked}
+
+
+def _read_headers(obj: ReceivedObject) -> indexing.Headers:
+    path = storage.path_for(obj.relpath)
+    try:
+        ds = indexing.read_dataset(path)
+        return indexing.extract(ds)
+    except FileNotFoundError as exc:
+        raise PermanentError("stored file is missing") from exc
+    except OSError as exc:
+        raise RetriableError(f"cannot read stored file: {exc.strerror}") from exc
+    except (ValueError, TypeError, AttributeError, KeyError, EOFError, zlib.error) as exc:
+        raise PermanentError(f"stored file does not parse: {type(exc).__name__}") from exc
+
+
+def _index_chunk(study_uid: str, ids: list[int]) -> tuple[int, set[int]]:
+    objects = list(ReceivedObject.objects.filter(pk__in=ids, state=ObjectState.RECEIVED).order_by("id"))
+    parsed: list[tuple[ReceivedObject, indexing.Headers]] = []
+    for obj in objects:
+        try:
+            parsed.append((obj, _read_headers(obj)))
+        except PermanentError as exc:
+            ReceivedObject.objects.filter(pk=obj.pk, state=ObjectState.RECEIVED).update(
+                state=ObjectState.DEAD, last_error=str(exc)[:255]
+            )
+            logger.error("object %s dead: %s", obj.pk, exc)
+    if not parsed:
+        return 0, set()
+    series_ids: set[int] = set()
+    count = 0
+    with transaction.atomic():
+        _lock_study(study_uid)
+        # Another worker may have indexed some of them meanwhile.
+        still = set(
+            ReceivedObject.objects.select_for_update()
+            .filter(pk__in=[o.pk for o, _ in parsed], state=ObjectState.RECEIVED)
+            .values_list("pk", flat=True)
+        )
+        parsed = [(o, h) for o, h in parsed if o.pk in still]
+        if not parsed:
+            return 0, set()
+        first_obj, first = parsed[0]
+        study, created = Study.objects.get_or_create(
+            study_instance_uid=study_uid,
+            defaults={
+                **first.patient,
+                **first.study,
+                "source_ae": first_obj.calling_ae,
+                "first_received_at": first_obj.received_at,
+                "last_received_at": first_obj.received_at,
+            },
+        )
+        if created and study.dicom_patient_id:
+            study.patient = _registered_patient(study.dicom_patient_id, study.issuer_of_patient_id)
+            if study.patient is not None:
+                study.save(update_fields=["patient"])
+        inconsistent = []
+        series_cache: dict[str, Series] = {}
+        new_instances = []
+        for obj, h in parsed:
+            if _patient_fields_differ(study, h.patient) or (
+                h.study["accession_number"] and h.study["accession_number"] != study.accession_number
+            ):
+                inconsistent.append(obj.sop_instance_uid)
+            series = series_cache.get(obj.series_instance_uid)
+            if series is None:
+                series, _ = Series.objects.get_or_create(
+                    series_instance_uid=obj.series_instance_uid, defaults={"study": study, **h.series}
+                )
+                if series.study_id != study.pk:
+                    # A series UID reused across studies: index under the first study, flag it.
+                    inconsistent.append(obj.sop_instance_uid)
+                series_cache[obj.series_instance_uid] = series
+            series_ids.add(series.pk)
+            new_instances.append(
+                Instance(
+                    series=series,
+                    received_object=obj,
+                    sop_instance_uid=obj.sop_instance_uid,
+                    sop_class_uid=obj.sop_class_uid,
+                    transfer_syntax_uid=obj.transfer_syntax_uid,
+                    **h.instance,
+                )
+            )
+        Instance.objects.bulk_create(new_instances, ignore_conflicts=True)
+        count = ReceivedObject.objects.filter(pk__in=[o.pk for o, _ in parsed]).update(
+            state=ObjectState.INDEXED, indexed_at=timezone.now(), last_error=""
+        )
+        last = max(o.received_at for o, _ in parsed)
+        Study.objects.filter(pk=study.pk).update(last_received_at=last, updated_at=timezone.now())
+        if inconsistent:
+            _open_item(
+                study=study,
+                reason=ReconciliationReason.INCONSISTENT,
+                detail={"sop_instance_uids": inconsistent[:20]},
+            )
+    return count, series_ids
+
+
+def _refresh_counts(study: Study, series_ids: set[int]) -> None:
+    with transaction.atomic():
+        for row in Series.objects.filter(pk__in=series_ids).annotate(n=Count("instances")).values("pk", "n"):
+            Series.objects.filter(pk=row["pk"]).update(num_instances=row["n"])
+        agg = Series.objects.filter(study=study).aggregate(s=Count("id"), i=Count("instances"))
+        modalities = sorted(
+            set(Series.objects.filter(study=study).exclude(modality="").values_list("modality", flat=True))
+        )
+        Study.objects.filter(pk=study.pk).update(
+            num_series=agg["s"], num_instances=agg["i"], modalities="\\".join(modalities)[:64]
+        )
+
+
+def _send_previews(study_id: int) -> None:
+    from .tasks import render_previews
+
+    try:
+        render_previews.apply_async(
+            args=[study_id], retry=True, retry_policy={"max_retries": 1, "interval_start": 0}
+        )
+    except Exception as exc:
+        logger.warning("could not enqueue preview rendering (%s)", type(exc).__name__)
+
+
+def _registered_patient(patient_id: str, issuer: str):
+    from registration.models import Patient
+
+    qs = Patient.objects.filter(patient_id=patient_id)
+    if issuer:
+        qs = qs.filter(issuer=issuer)
+    matches = list(qs[:2])
+    if len(matches) != 1:
+        return None
+    patient = matches[0]
+    # Follow merges to the surviving record (IHE PIR).
+    seen = set()
+    while patient.merged_into_id and patient.pk not in seen:
+        seen.add(patient.pk)
+        patient = patient.merged_into
+    return patient
+
+
+# ---------------------------------------------------------------------------------------
+# Linking
+
+
+@dataclass
+class LinkDecision:
+    procedure: object | None
+    method: str = ""
+    reason: str = ""
+    detail: dict | None = None
+
+
+def _patient_agrees(study: Study, order_patient) -> bool:
+    """The study's Patient ID (+ issuer) names the order's patient or a record merged into it."""
+    if not study.dicom_patient_id:
+        return False
+    if study.issuer_of_patient_id and study.issuer_of_patient_id != order_patient.issuer:
+        # Another issuer's ID may still be the same person only through a merge record.
+        pass
+    elif study.dicom_patient_id == order_patient.patient_id:
+        return True
+    registered = _registered_patient(study.dicom_patient_id, study.issuer_of_patient_id)
+    return registered is not None and registered.pk == order_patient.pk
+
+
+def link_decide(*, study: Study) -> LinkDecision:
+    """Pure decision (reads only): which procedure this study belongs to, or why none."""
+    from scheduling.models import Order, ProcedureStatus, RequestedProcedure
+
+    ours = settings.RIS_ISSUER_OF_ACCESSION_NUMBER
+    if study.accession_issuer and ours and study.accession_issuer != ours:
+        return LinkDecision(
+            None, reason=ReconciliationReason.ISSUER_MISMATCH, detail={"issuer": study.accession_issuer}
+        )
+    by_uid = (
+        RequestedProcedure.objects.select_related("order__patient")
+        .filter(study_instance_uid=study.study_instance_uid)
+        .first()
+    )
+    if not study.accession_number:
+        if by_uid is not None and _patient_agrees(study, by_uid.order.patient):
+            return _check_procedure(study, by_uid, LinkMethod.STUDY_UID)
+        return LinkDecision(None, reason=ReconciliationReason.NO_ACCESSION)
+    order = Order.objects.select_related("patient").filter(accession_number=study.accession_number).first()
+    if order is None:
+        detail = {"study_uid_matches_procedure": by_uid.pk} if by_uid else {}
+        return LinkDecision(None, reason=ReconciliationReason.UNKNOWN_ACCESSION, detail=detail)
+    procedures = list(order.procedures.all())
+    procedure = next((p for p in procedures if p.study_instance_uid == study.study_instance_uid), None)
+    if procedure is None:
+        if settings.RIS_INGEST_REQUIRE_STUDY_UID_MATCH or len(procedures) != 1:
+            reason = (
+                ReconciliationReason.AMBIGUOUS
+                if len(procedures) > 1 and not settings.RIS_INGEST_REQUIRE_STUDY_UID_MATCH
+                else ReconciliationReason.STUDY_UID_MISMATCH
+            )
+            return LinkDecision(
+                None,
+                reason=reason,
+                detail={
+                    "order": order.pk,
+                    "procedures": [p.pk for p in procedures],
+                    **({"study_uid_matches_procedure": by_uid.pk} if by_uid else {}),
+                },
+            )
+        procedure = procedures[0]
+    if not _patient_agrees(study, order.patient):
+        return LinkDecision(
+            None,
+            reason=ReconciliationReason.PATIENT_MISMATCH,
+            detail={"order": order.pk, "procedure": procedure.pk},
+        )
+    if procedure.status == ProcedureStatus.CANCELLED:
+        return LinkDecision(
+            None, reason=ReconciliationReason.PROCEDURE_CLOSED, detail={"procedure": procedure.pk}
+        )
+    procedure.order = order
+    return _check_procedure(study, procedure, LinkMethod.ACCESSION)
+
+
+def _check_procedure(study: Study, procedure, method: str) -> LinkDecision:
+    other = (
+        Study.objects.filter(requested_procedure=procedure).exclude(pk=study.pk).values_list("pk", flat=True)
+    )
+    if other:
+        return LinkDecision(
+            None,
+            reason=ReconciliationReason.ALREADY_LINKED,
+            detail={"procedure": procedure.pk, "studies": list(other)[:5]},
+        )
+    return LinkDecision(procedure, method=method)
+
+
+def study_link_auto(*, study: Study, method_override: str | None = None) -> bool:
+    """Link automatically when everything agrees; otherwise queue for reconciliation."""
+    study.refresh_from_db()
+    if study.requested_procedure_id is not None:
+        return True
+    if study.reconciliation_items.filter(
+        resolved_at__isnull=True,
+        reason__in=[ReconciliationReason.INCONSISTENT, ReconciliationReason.UNLINKED],
+    ).exists():
+        # A person has to look at this one.
+        return False
+    decision = link_decide(study=study)
+    if decision.procedure is None:
+        _open_item(study=study, reason=decision.reason, detail=decision.detail or {})
+        return False
+    _link(
+        study=study,
+        procedure=decision.procedure,
+        method=method_override or decision.method,
+        actor=None,
+        note="",
+    )
+    return True
+
+
+def _link(*, study: Study, procedure, method: str, actor=None, request=None, note: str = "") -> StudyLink:
+    from scheduling.models import RequestedProcedure
+
+    with transaction.atomic():
+        proc = RequestedProcedure.objects.select_related("order__patient").get(pk=procedure.pk)
+        patient = proc.order.patient
+        updated = Study.objects.filter(pk=study.pk, requested_procedure__isnull=True).update(
+            requested_procedure=proc, patient=patient, updated_at=timezone.now()
+        )
+        if not updated:
+            current = (
+                Study.objects.filter(pk=study.pk).values_list("requested_procedure_id", flat=True).first()
+            )
+            if current == proc.pk:
+                return StudyLink.objects.filter(study=study, unlinked_at__isnull=True).first()
+            raise Conflict("The study is already linked to another procedure.")
+        now = timezone.now()
+        link = StudyLink.objects.create(
+            study=study,
+            requested_procedure=proc,
+            method=method,
+            linked_at=now,
+            linked_by=actor if getattr(actor, "is_authenticated", False) else None,
+            note=note[:255],
+        )
+        ReconciliationItem.objects.filter(study=study, resolved_at__isnull=True).update(
+            resolved_at=now,
+            resolved_by=actor if getattr(actor, "is_authenticated", False) else None,
+            resolution=f"linked to {proc.requested_procedure_id} ({method})",
+        )
+        audit_record(
+            action="study.link",
+            actor=actor,
+            request=request,
+            object_type="study",
+            object_id=study.pk,
+            patient_id=patient.pk,
+            detail={
+                "procedure": proc.pk,
+                "accession_number": proc.order.accession_number,
+                "method": method,
+                **({"note": note} if note else {}),
+            },
+        )
+        first_at = study.first_received_at or now
+        procedure_images_available(procedure=proc, at=max(first_at, now), study=study)
+    logger.info("study %s linked to procedure %s (%s)", study.pk, proc.pk, method)
+    return link
+
+
+def procedure_images_available(*, procedure, at: datetime, study: Study | None = None) -> bool:
+    """Record that images are available for a procedure (once), and complete it if no MPPS came.
+
+    Sets ``RequestedProcedure.images_available_at`` by a conditional UPDATE (only when
+    null), writes ``ProcedureEvent(action="images_available")`` and an audit event; a
+    procedure still ``scheduled``/``arrived`` (no MPPS IN PROGRESS) is driven to
+    ``completed`` through the scheduling services with ``source="ingest"``.
+    TODO(lead): this belongs in ``scheduling.services``; move it there.
+    """
+    from ris.errors import InvalidTransition
+    from scheduling import services as scheduling_services
+    from scheduling.models import ProcedureEvent, ProcedureStatus, RequestedProcedure
+
+    detail = {"study_instance_uid": study.study_instance_uid} if study else {}
+    with transaction.atomic():
+        updated = RequestedProcedure.objects.filter(pk=procedure.pk, images_available_at__isnull=True).update(
+            images_available_at=at, updated_at=timezone.now()
+        )
+        if not updated:
+            return False
+        proc = RequestedProcedure.objects.select_related("order").get(pk=procedure.pk)
+        ProcedureEvent.objects.create(
+            requested_procedure=proc,
+            action="images_available",
+            from_status=proc.status,
+            to_status=proc.status,
+            at=at,
+            source="ingest",
+            detail=detail,
+        )
+        audit_record(
+            action="procedure.images_available",
+            object_type="procedure",
+            object_id=proc.pk,
+            patient_id=proc.order.patient_id,
+            detail=detail,
+        )
+        if proc.status in (ProcedureStatus.SCHEDULED, ProcedureStatus.ARRIVED):
+            try:
+                scheduling_services.procedure_start(
+                    procedure=proc.pk, source="ingest", at=at, detail={"reason": "images received", **detail}
+                )
+                scheduling_services.procedure_complete(
+                    procedure=proc.pk, source="ingest", at=at, detail={"reason": "images received", **detail}
+                )
+            except InvalidTransition:
+                # An MPPS or a person moved it meanwhile: theirs is the better information.
+                logger.info("procedure %s changed concurrently; not completing from ingest", proc.pk)
+    return True
+
+
+def _procedure_images_withdrawn(*, procedure_id: int, study: Study, actor=None, request=None) -> None:
+    from scheduling.models import ProcedureEvent, RequestedProcedure
+
+    if Study.objects.filter(requested_procedure_id=procedure_id).exists():
+        return
+    updated = RequestedProcedure.objects.filter(pk=procedure_id, images_available_at__isnull=False).update(
+        images_available_at=None, updated_at=timezone.now()
+    )
+    if updated:
+        proc = RequestedProcedure.objects.get(pk=procedure_id)
+        ProcedureEvent.objects.create(
+            requested_procedure=proc,
+            action="images_unlinked",
+            from_status=proc.status,
+            to_status=proc.status,
+            at=timezone.now(),
+            actor=actor if getattr(actor, "is_authenticated", False) else None,
+            source="ui",
+            detail={"study_instance_uid": study.study_instance_uid},
+        )
+
+
+def _open_item(*, study: Study, reason: str, detail: dict) -> ReconciliationItem:
+    with transaction.atomic():
+        item = ReconciliationItem.objects.filter(study=study, resolved_at__isnull=True).first()
+        if item is not None:
+            if item.reason != reason or item.detail != detail:
+                ReconciliationItem.objects.filter(pk=item.pk).update(reason=reason, detail=detail)
+                item.reason, item.detail = reason, detail
+            return item
+        try:
+            with transaction.atomic():
+                item = ReconciliationItem.objects.create(
+                    study=study, reason=reason, detail=detail, source_ae=study.source_ae
+                )
+        except IntegrityError:
+            return ReconciliationItem.objects.get(study=study, resolved_at__isnull=True)
+        audit_record(
+            action="reconciliation.open",
+            object_type="study",
+            object_id=study.pk,
+            patient_id=study.patient_id,
+            detail={"reason": reason},
+        )
+    logger.info("study %s queued for reconciliation: %s", study.pk, reason)
+    return item
+
+
+# ---------------------------------------------------------------------------------------
+# Reconciliation actions (people)
+
+
+def study_link_manual(*, study: Study, procedure, actor, request=None, note: str = "") -> StudyLink:
+    """Link a study to a procedure chosen on the workbench (after confirmation)."""
+    from scheduling.models import ProcedureStatus
+
+    if procedure.status == ProcedureStatus.CANCELLED:
+        raise ApplicationError("The procedure is cancelled; it cannot receive images.")
+    return _link(
+        study=study, procedure=procedure, method=LinkMethod.MANUAL, actor=actor, request=request, note=note
+    )
+
+
+def study_unlink(*, study: Study, actor, reason: str, request=None) -> None:
+    reason = (reason or "").strip()
+    if not reason:
+        raise ApplicationError("A reason is required.", fields={"reason": ["This field is required."]})
+    with transaction.atomic():
+        current = Study.objects.select_for_update().get(pk=study.pk)
+        if current.requested_procedure_id is None:
+            raise Conflict("The study is not linked.")
+        procedure_id = current.requested_procedure_id
+        patient_id = current.patient_id
+        Study.objects.filter(pk=study.pk).update(
+            requested_procedure=None,
+            patient=_registered_patient(current.dicom_patient_id, current.issuer_of_patient_id)
+            if current.dicom_patient_id
+            else None,
+            updated_at=timezone.now(),
+        )
+        now = timezone.now()
+        StudyLink.objects.filter(study=study, unlinked_at__isnull=True).update(
+            unlinked_at=now, unlinked_by=actor if getattr(actor, "is_authenticated", False) else None
+        )
+        ReconciliationItem.objects.create(
+            study=study, reason=ReconciliationReason.UNLINKED, detail={"reason": reason[:255]}
+        )
+        audit_record(
+            action="study.unlink",
+            actor=actor,
+            request=request,
+            object_type="study",
+            object_id=study.pk,
+            patient_id=patient_id,
+            detail={"procedure": procedure_id, "reason": reason[:255]},
+        )
+        _procedure_images_withdrawn(procedure_id=procedure_id, study=study, actor=actor, request=request)
+
+
+def reconciliation_dismiss(*, item: ReconciliationItem, actor, resolution: str, request=None) -> None:
+    """Close an item without linking (e.g. a test or QA phantom study)."""
+    resolution = (resolution or "").strip()
+    if not resolution:
+        raise ApplicationError("A reason is required.", fields={"resolution": ["This field is required."]})
+    with transaction.atomic():
+        updated = ReconciliationItem.objects.filter(pk=item.pk, resolved_at__isnull=True).update(
+            resolved_at=timezone.now(),
+            resolved_by=actor if getattr(actor, "is_authenticated", False) else None,
+            resolution=resolution[:255],
+        )
+        if not updated:
+            raise Conflict("The item is already resolved.")
+        audit_record(
+            action="reconciliation.dismiss",
+            actor=actor,
+            request=request,
+            object_type="study",
+            object_id=item.study_id,
+            patient_id=item.study.patient_id,
+            detail={"item": item.pk, "resolution": resolution[:255]},
+        )
+
+
+def reconciliation_merge_and_link(*, study: Study, procedure, actor, request=None) -> StudyLink:
+    """Temporary/trauma registration: merge it into the other patient, then link (IHE PIR)."""
+    from registration.services import patient_merge
+
+    order_patient = procedure.order.patient
+    study_patient = _registered_patient(study.dicom_patient_id, study.issuer_of_patient_id)
+    if study_patient is None or study_patient.pk == order_patient.pk:
+        raise ApplicationError("The study's patient is not a different registered patient.")
+    if order_patient.is_temporary and not study_patient.is_temporary:
+        source, target = order_patient, study_patient
+    elif study_patient.is_temporary and not order_patient.is_temporary:
+        source, target = study_patient, order_patient
+    else:
+        raise ApplicationError("Only a temporary registration can be merged from the workbench.")
+    with transaction.atomic():
+        patient_merge(source=source, target=target, actor=actor, request=request)
+        Study.objects.filter(patient=source).update(patient=target)
+        return _link(
+            study=study,
+            procedure=procedure,
+            method=LinkMethod.MANUAL,
+            actor=actor,
+            request=request,
+            note=f"merged temporary patient {source.pk} into {target.pk}",
+        )
+
+
+def conflict_resolve(*, conflict: DuplicateConflict, actor, request=None) -> None:
+    with transaction.atomic():
+        updated = DuplicateConflict.objects.filter(pk=conflict.pk, resolved_at__isnull=True).update(
+            resolved_at=timezone.now(),
+            resolved_by=actor if getattr(actor, "is_authenticated", False) else None,
+        )
+        if not updated:
+            raise Conflict("Already resolved.")
+        audit_record(
+            action="imaging.conflict_resolve",
+            actor=actor,
+            request=request,
+            object_type="received_object",
+            object_id=conflict.original_id,
+            detail={"conflict": conflict.pk},
+        )
+
+
+# ---------------------------------------------------------------------------------------
+# Late orders and the sweeper
+
+
+def studies_match_order(*, order_id: int) -> int:
+    """An order created after its study arrived: link the waiting studies now."""
+    from scheduling.models import Order
+
+    order = Order.objects.filter(pk=order_id).first()
+    if order is None:
+        return 0
+    uids = list(order.procedures.values_list("study_instance_uid", flat=True))
+    studies = Study.objects.filter(
+        Q(accession_number=order.accession_number) | Q(study_instance_uid__in=uids),
+        requested_procedure__isnull=True,
+        reconciliation_items__resolved_at__isnull=True,
+        reconciliation_items__reason__in=[
+            ReconciliationReason.UNKNOWN_ACCESSION,
+            ReconciliationReason.NO_ACCESSION,
+        ],
+    ).distinct()
+    linked = 0
+    for study in studies:
+        if study_link_auto(study=study, method_override=LinkMethod.ORDER_CREATED):
+            linked += 1
+    return linked
+
+
+def sweep_received(*, now: datetime | None = None, limit: int = 500) -> dict:
+    """Re-enqueue studies whose ``received`` rows outlived their lease; wake late-order matches."""
+    now = now or timezone.now()
+    cutoff = now - timedelta(seconds=settings.RIS_INGEST_LEASE_SECONDS)
+    stale = ReceivedObject.objects.filter(state=ObjectState.RECEIVED).filter(
+        Q(enqueued_at__lt=cutoff) | Q(enqueued_at__isnull=True, received_at__lt=cutoff)
+    )
+    uids = list(stale.values_list("study_instance_uid", flat=True).distinct()[:limit])
+    with transaction.atomic():
+        if uids:
+            ReceivedObject.objects.filter(study_instance_uid__in=uids, state=ObjectState.RECEIVED).update(
+                enqueued_at=now
+            )
+        for uid in uids:
+            transaction.on_commit(partial(_send_ingest, uid))
+    from scheduling.models import Order
+
+    waiting = ReconciliationItem.objects.filter(
+        resolved_at__isnull=True,
+        reason__in=[ReconciliationReason.UNKNOWN_ACCESSION],
+        study__requested_procedure__isnull=True,
+    ).values_list("study__accession_number", flat=True)
+    order_ids = list(
+        Order.objects.filter(accession_number__in=[a for a in waiting if a]).values_list("pk", flat=True)[
+            :limit
+        ]
+    )
+    for order_id in order_ids:
+        _send_match_order(order_id)
+    if uids:
+        logger.info("sweeper re-enqueued %d studies", len(uids))
+    return {"studies": len(uids), "orders": len(order_ids)}
+
+
+def _send_match_order(order_id: int) -> None:
+    from .tasks import match_order
+
+    try:
+        match_order.apply_async(
+            args=[order_id], retry=True, retry_policy={"max_retries": 1, "interval_start": 0}
+        )
+    except Exception as exc:
+        logger.warning("could not enqueue late-order match (%s); the sweeper will", type(exc).__name__)

@@ -1,0 +1,185 @@
+"""The durable write path: temp file → fsync → atomic rename → fsync directory.
+
+Objects live under ``settings.RIS_STORAGE_ROOT/objects/YYYY/MM/DD/<uuid4>.dcm``; the name
+is ours, never derived from a received value, so no UID can traverse paths or collide. A
+crash at any point leaves either no file or a complete one; a complete file without a
+``ReceivedObject`` row was never acknowledged and is harmless (``manage.py
+imaging_storage_check`` lists such orphans).
+
+Every object is written in the same Part 10 layout (preamble, the File Meta Information
+pynetdicom writes for chunked receives, then the dataset bytes exactly as received), so the
+same object sent twice, by C-STORE or STOW-RS, has the same sha256.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import hashlib
+import os
+import tempfile
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+from django.conf import settings
+from django.utils import timezone
+from pydicom.filebase import DicomBytesIO
+from pydicom.filewriter import write_file_meta_info
+from pydicom.uid import UID
+from pynetdicom.dsutils import create_file_meta
+
+from ris.errors import PermanentError, RetriableError
+
+CHUNK = 1024 * 1024
+
+
+class StorageError(RetriableError):
+    """The storage root cannot take the object now (I/O error)."""
+
+
+class StorageFull(StorageError):
+    """No space (or quota) left on the storage root."""
+
+
+class ObjectTooLarge(PermanentError):
+    """Larger than RIS_STORAGE_MAX_OBJECT_BYTES."""
+
+
+@dataclass(frozen=True)
+class StoredFile:
+    relpath: str
+    sha256: str
+    size: int
+
+
+def storage_root() -> Path:
+    return Path(settings.RIS_STORAGE_ROOT)
+
+
+def path_for(relpath: str) -> Path:
+    """Absolute path of a stored file; refuses anything that would leave the root."""
+    root = storage_root().resolve()
+    full = (root / relpath).resolve()
+    if root not in full.parents:
+        raise ValueError("path outside the storage root")
+    return full
+
+
+def tmp_dir() -> Path:
+    path = storage_root() / "tmp"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _ensure_dir(path: Path) -> None:
+    """mkdir -p, fsyncing each parent whose entry we created (the new name must survive a crash)."""
+    missing = []
+    p = path
+    while not p.exists():
+        missing.append(p)
+        p = p.parent
+    for d in reversed(missing):
+        try:
+            d.mkdir()
+        except FileExistsError:
+            continue
+        _fsync_dir(d.parent)
+
+
+def file_meta_bytes(*, sop_class_uid: str, sop_instance_uid: str, transfer_syntax_uid: str) -> bytes:
+    meta = create_file_meta(
+        sop_class_uid=UID(sop_class_uid),
+        sop_instance_uid=UID(sop_instance_uid),
+        transfer_syntax=UID(transfer_syntax_uid),
+    )
+    buf = DicomBytesIO()
+    buf.is_little_endian = True
+    buf.is_implicit_VR = False
+    write_file_meta_info(buf, meta, enforce_standard=True)
+    return b"\x00" * 128 + b"DICM" + buf.getvalue()
+
+
+def _raise_os_error(exc: OSError) -> None:
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        raise StorageFull("storage root is full") from exc
+    raise StorageError(f"storage write failed: {exc.strerror}") from exc
+
+
+def store(
+    *, header: bytes, source: BinaryIO, length: int | None = None, subdir: str = "objects"
+) -> StoredFile:
+    """Write ``header`` + ``source`` (up to ``length`` bytes) durably and return where and what.
+
+    Raises ``StorageFull``/``StorageError`` (nothing is left behind) or ``ObjectTooLarge``.
+    """
+    limit = settings.RIS_STORAGE_MAX_OBJECT_BYTES
+    if length is not None and length + len(header) > limit:
+        raise ObjectTooLarge("object exceeds the configured maximum size")
+    root = storage_root()
+    tmp_path: str | None = None
+    try:
+        fd, tmp_path = tempfile.mkstemp(dir=tmp_dir(), prefix="in-", suffix=".part")
+        digest = hashlib.sha256()
+        size = 0
+        with os.fdopen(fd, "wb") as out:
+            out.write(header)
+            digest.update(header)
+            size += len(header)
+            remaining = length
+            while remaining is None or remaining > 0:
+                chunk = source.read(CHUNK if remaining is None else min(CHUNK, remaining))
+                if not chunk:
+                    break
+                size += len(chunk)
+                if size > limit:
+                    raise ObjectTooLarge("object exceeds the configured maximum size")
+                digest.update(chunk)
+                out.write(chunk)
+                if remaining is not None:
+                    remaining -= len(chunk)
+            if remaining:
+                raise StorageError("source ended early")
+            out.flush()
+            os.fsync(out.fileno())
+        day = timezone.now().strftime("%Y/%m/%d")
+        relpath = f"{subdir}/{day}/{uuid.uuid4().hex}.dcm"
+        dest = root / relpath
+        _ensure_dir(dest.parent)
+        os.rename(tmp_path, dest)
+        tmp_path = None
+        _fsync_dir(dest.parent)
+    except OSError as exc:
+        _raise_os_error(exc)
+    finally:
+        if tmp_path is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp_path)
+    return StoredFile(relpath=relpath, sha256=digest.hexdigest(), size=size)
+
+
+def remove(relpath: str) -> None:
+    """Best-effort removal of a file that was never acknowledged (or a same-bytes duplicate)."""
+    try:
+        full = path_for(relpath)
+        full.unlink()
+        _fsync_dir(full.parent)
+    except (OSError, ValueError):
+        pass
+
+
+def sha256_of(relpath: str) -> str:
+    digest = hashlib.sha256()
+    with path_for(relpath).open("rb") as fp:
+        while chunk := fp.read(CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
