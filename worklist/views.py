@@ -227,3 +227,33 @@ def exam_note(request, pk: int):
         {**ctx, "note_form": form, "discontinue_form": DiscontinueForm()},
         status=400,
     )
+
+
+@role_required("worklist.import")
+def import_worklists_page(request):
+    """Upload DCMTK/Orthanc worklist files (administrators): each file imported or refused whole."""
+    from .forms import WorklistImportForm
+    from .importer import import_worklist_file
+
+    results = []
+    if request.method == "POST":
+        form = WorklistImportForm(request.POST, request.FILES)
+        if form.is_valid():
+            for upload in form.cleaned_data["files"]:
+                results.append(
+                    import_worklist_file(
+                        upload.file,
+                        name=upload.name,
+                        create_stations=form.cleaned_data["create_stations"],
+                        actor=request.user,
+                    )
+                )
+            audit_record(
+                action="worklist.import",
+                request=request,
+                object_type="worklist_import",
+                detail={"files": len(results), "imported": sum(r.ok for r in results)},
+            )
+    else:
+        form = WorklistImportForm()
+    return render(request, "worklist/import.html", {"form": form, "results": results})
