@@ -57,7 +57,15 @@ def apply_service_errors(form: forms.Form, exc, *, aliases: dict[str, str] | Non
         form.add_error(None, translated(message))
 
 
-class PatientSearchForm(forms.Form):
+class FrontDeskForm(forms.Form):
+    """Labels without the trailing colon: the pages lay labels out above their inputs."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("label_suffix", "")
+        super().__init__(*args, **kwargs)
+
+
+class PatientSearchForm(FrontDeskForm):
     q = forms.CharField(
         label=_("Name or ID"),
         required=False,
@@ -79,7 +87,7 @@ class PatientSearchForm(forms.Form):
         return bool(self.is_valid() and (self.cleaned_data["q"].strip() or self.cleaned_data["birth_date"]))
 
 
-class PatientForm(forms.Form):
+class PatientForm(FrontDeskForm):
     """Registration and demographic edits. ``chinese_name`` fills the ideographic group."""
 
     chinese_name = forms.CharField(

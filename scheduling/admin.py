@@ -4,11 +4,12 @@ order list. Orders and procedure states change only through the services."""
 from django.contrib import admin
 
 from audit.services import audit_record
+from registration.admin import RoleAdminMixin
 
 from .models import Order, ProcedureType, RequestedProcedure, Station, StationDowntime
 
 
-class StationDowntimeInline(admin.TabularInline):
+class StationDowntimeInline(RoleAdminMixin, admin.TabularInline):
     model = StationDowntime
     extra = 0
     fields = ("start", "end", "reason", "created_by")
@@ -16,7 +17,7 @@ class StationDowntimeInline(admin.TabularInline):
 
 
 @admin.register(Station)
-class StationAdmin(admin.ModelAdmin):
+class StationAdmin(RoleAdminMixin, admin.ModelAdmin):
     list_display = (
         "ae_title",
         "name",
@@ -36,7 +37,7 @@ class StationAdmin(admin.ModelAdmin):
 
 
 @admin.register(StationDowntime)
-class StationDowntimeAdmin(admin.ModelAdmin):
+class StationDowntimeAdmin(RoleAdminMixin, admin.ModelAdmin):
     list_display = ("station", "start", "end", "reason", "created_by")
     list_filter = ("station",)
     date_hierarchy = "start"
@@ -49,7 +50,7 @@ class StationDowntimeAdmin(admin.ModelAdmin):
 
 
 @admin.register(ProcedureType)
-class ProcedureTypeAdmin(admin.ModelAdmin):
+class ProcedureTypeAdmin(RoleAdminMixin, admin.ModelAdmin):
     list_display = (
         "code_value",
         "coding_scheme",
@@ -64,7 +65,7 @@ class ProcedureTypeAdmin(admin.ModelAdmin):
     list_editable = ("active",)
 
 
-class RequestedProcedureInline(admin.TabularInline):
+class RequestedProcedureInline(RoleAdminMixin, admin.TabularInline):
     model = RequestedProcedure
     extra = 0
     can_delete = False
@@ -87,7 +88,7 @@ class RequestedProcedureInline(admin.TabularInline):
 
 
 @admin.register(Order)
-class OrderAdmin(admin.ModelAdmin):
+class OrderAdmin(RoleAdminMixin, admin.ModelAdmin):
     """Read-only: orders are placed on the front-desk pages or through the API."""
 
     list_display = (

@@ -11,6 +11,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import gettext_noop
 
+from registration.forms import FrontDeskForm
 from ris.vr import validate_lo, validate_pn_component
 
 from .models import Priority, ProcedureType, Station
@@ -92,7 +93,7 @@ def slot_value(start: datetime) -> str:
     return timezone.localtime(start).strftime("%Y-%m-%dT%H:%M")
 
 
-class BookingForm(forms.Form):
+class BookingForm(FrontDeskForm):
     """Station + day + chosen slot; shared by order entry and reschedule."""
 
     station = StationChoiceField(
@@ -172,7 +173,7 @@ class RescheduleForm(BookingForm):
     )
 
 
-class CancelForm(forms.Form):
+class CancelForm(FrontDeskForm):
     reason = forms.CharField(
         label=_("Reason"),
         max_length=255,
@@ -180,7 +181,7 @@ class CancelForm(forms.Form):
     )
 
 
-class DowntimeForm(forms.Form):
+class DowntimeForm(FrontDeskForm):
     station = StationChoiceField(
         label=_("Station"), queryset=Station.objects.filter(active=True), widget=forms.HiddenInput
     )

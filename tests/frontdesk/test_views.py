@@ -500,3 +500,42 @@ def test_role_matrix_on_pages(client_for, ct, wang, role, name, method, expected
 def test_anonymous_is_sent_to_login(client):
     resp = client.get(reverse("registration:patient_search"))
     assert resp.status_code == 302 and "/accounts/login/" in resp.url
+
+
+def test_service_errors_are_shown_translated(client_for, ct, wang, settings):
+    station, ptype = ct
+    start = next_slot(45)
+    make_order(station=station, procedure_type=ptype, start=start)
+    desk = client_for("front_desk")
+    desk.cookies[settings.LANGUAGE_COOKIE_NAME] = "zh-hans"
+    resp = desk.post(reverse("scheduling:order_create", args=[wang.pk]), _order_post(station, ptype, start))
+    html = resp.content.decode()
+    assert resp.status_code == 200
+    assert '<html lang="zh-hans">' in html
+    assert "该时段已被预约" in html  # "The slot is already booked." from the service
+    assert "already booked" not in html
+
+
+# ---------------------------------------------------------------------------------------
+# Admin
+
+
+def test_admin_patient_is_read_only_and_audited(client_for, wang, ct):
+    station, ptype = ct
+    order = make_order(patient=wang, station=station, procedure_type=ptype)
+    admin = client_for("admin")
+    before = events().count()
+    resp = admin.get("/admin/registration/patient/")
+    assert resp.status_code == 200 and "P900001" in resp.content.decode()
+    assert events().count() - before == 1
+    resp = admin.get(f"/admin/registration/patient/{wang.pk}/change/")
+    assert resp.status_code == 200
+    assert 'name="family_name"' not in resp.content.decode()  # read-only
+    assert events("patient.view").get().patient_ref == wang.pk
+    assert admin.get("/admin/registration/patient/add/").status_code == 403
+    resp = admin.get(f"/admin/scheduling/order/{order.pk}/change/")
+    assert resp.status_code == 200 and order.accession_number in resp.content.decode()
+    assert events("order.view").get().patient_ref == wang.pk
+    assert admin.get("/admin/scheduling/order/add/").status_code == 403
+    assert admin.get("/admin/scheduling/station/").status_code == 200
+    assert admin.get("/admin/scheduling/proceduretype/add/").status_code == 200
