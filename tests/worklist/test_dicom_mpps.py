@@ -1,4 +1,4 @@
-"""MPPS SCP: handlers with fake events, and a real pynetdicom SCU over TCP on 127.0.0.1."""
+"""MPPS SCP: handlers with fake events, and a pynetdicom SCU against the RIS node on 127.0.0.1."""
 
 from __future__ import annotations
 
@@ -89,15 +89,10 @@ def test_handler_never_raises(monkeypatch):
 
 
 @pytest.fixture
-def mpps_scp(transactional_db):
-    """The MPPS part of the node on a free loopback port (the full node has its own tests)."""
-    ae = AE(ae_title="RIS")
-    handlers = dicom_mpps.contribute(ae)
-    server = ae.start_server(("127.0.0.1", 0), block=False, evt_handlers=handlers)
-    try:
-        yield SimpleNamespace(host="127.0.0.1", port=server.server_address[1], ae_title="RIS")
-    finally:
-        server.shutdown()
+def mpps_scp(dicom_node):
+    """The RIS DICOM node (every service module) on a free loopback port, CT1 registered."""
+    StationFactory(ae_title="CT1")
+    return dicom_node
 
 
 @pytest.fixture
