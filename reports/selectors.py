@@ -238,6 +238,10 @@ def report_search(*, user, q: str, limit: int = 100) -> QuerySet[Report]:
     return qs.order_by("-signed_at")[:limit]
 
 
+def recently_signed(*, user, limit: int = 50) -> QuerySet[Report]:
+    return report_list_for(user).filter(status__in=SIGNED_STATUSES).order_by("-signed_at")[:limit]
+
+
 def critical_results(*, overdue_only: bool = False, open_only: bool = True) -> QuerySet[CriticalResult]:
     qs = CriticalResult.objects.select_related(
         "report__requested_procedure__order__patient",
@@ -301,28 +305,64 @@ def viewer_url(procedure: RequestedProcedure) -> str:
 
 
 def imaging_preview(procedure: RequestedProcedure) -> dict:
-    """Thumbnails and counts from the imaging app when it provides them; empty otherwise.
+    """Series summary and thumbnails from the imaging app when it has them; empty otherwise.
 
-    The imaging app is optional for reporting: any missing selector or error yields no
-    thumbnails rather than a broken reporting page.
+    Reporting must work without the imaging app (or before images arrive): any missing
+    module, selector, URL or error yields no preview rather than a broken reporting page.
+    ``imaging.selectors.study_preview_for_procedure(procedure=…)`` is used when it exists;
+    otherwise the linked studies are summarised here (read-only).
     """
     try:
         selectors = importlib.import_module("imaging.selectors")
     except ImportError:
         return {}
-    fn = getattr(selectors, "study_preview_for_procedure", None) or getattr(
-        selectors, "study_thumbnails_for_procedure", None
-    )
-    if fn is None:
-        return {}
+    fn = getattr(selectors, "study_preview_for_procedure", None)
     try:
-        result = fn(procedure=procedure)
+        if fn is not None:
+            result = fn(procedure=procedure)
+            return result if isinstance(result, dict) else {"thumbnails": list(result or [])}
+        return _imaging_summary(procedure)
     except Exception:  # the preview must never break reporting
         logger.exception("imaging preview failed for procedure %s", procedure.pk)
         return {}
-    if isinstance(result, dict):
-        return result
-    return {"thumbnails": list(result or [])}
+
+
+# URL names the imaging app may expose for a rendered preview of one instance.
+_PREVIEW_URL_NAMES = ("imaging:instance_preview", "imaging:preview", "imaging:instance_thumbnail")
+
+
+def _imaging_summary(procedure: RequestedProcedure) -> dict:
+    from django.urls import NoReverseMatch, reverse
+
+    studies = getattr(procedure, "studies", None)
+    if studies is None:
+        return {}
+    series = []
+    thumbnails = []
+    total = 0
+    for study in studies.all().prefetch_related("series__thumbnail_instance"):
+        total += study.num_instances or 0
+        for s in study.series.all():
+            series.append(
+                {
+                    "number": s.series_number,
+                    "modality": s.modality,
+                    "description": s.description,
+                    "images": s.num_instances,
+                }
+            )
+            inst = s.thumbnail_instance
+            if inst is None:
+                continue
+            for name in _PREVIEW_URL_NAMES:
+                try:
+                    thumbnails.append({"url": reverse(name, kwargs={"pk": inst.pk}), "label": s.description})
+                    break
+                except NoReverseMatch:
+                    continue
+    if not series:
+        return {}
+    return {"series": series, "thumbnails": thumbnails, "instance_count": total}
 
 
 def is_postgres() -> bool:

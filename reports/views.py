@@ -506,14 +506,16 @@ def verify(request, code: str):
 def search(request):
     form = SearchForm(request.GET or None)
     q = form.cleaned_data["q"] if form.is_valid() else ""
-    results = list(selectors.report_search(user=request.user, q=q)) if q else []
     if q:
-        audit_record(
-            action="report.search",
-            request=request,
-            object_type="report",
-            detail={"query": q, "results": len(results)},
-        )
+        results = list(selectors.report_search(user=request.user, q=q))
+    else:  # the release desk's start page: the latest signed reports
+        results = list(selectors.recently_signed(user=request.user))
+    audit_record(
+        action="report.search",
+        request=request,
+        object_type="report",
+        detail={"query": q, "results": len(results)} if q else {"recent": True, "results": len(results)},
+    )
     return render(request, "reports/search.html", {"form": form, "q": q, "results": results})
 
 

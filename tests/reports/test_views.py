@@ -333,3 +333,63 @@ def test_lock_owner_visible_and_second_radiologist_refused(client_for, make_exam
     head.post(reverse("reports:break_lock", args=[report.pk]))
     report.refresh_from_db()
     assert report.locked_by is None
+
+
+def test_editor_shows_imaging_series_and_survives_a_broken_preview(client_for, make_exam, monkeypatch):
+    from imaging.models import Series, Study
+
+    exam = make_exam()
+    study = Study.objects.create(
+        study_instance_uid=exam.study_instance_uid, requested_procedure=exam, num_instances=120, num_series=1
+    )
+    Series.objects.create(
+        study=study,
+        series_instance_uid=exam.study_instance_uid + ".1",
+        series_number=2,
+        modality="CT",
+        description="Lung 1.25mm",
+        num_instances=120,
+    )
+    rad = client_for("radiologist")
+    rad.post(reverse("reports:claim", args=[exam.pk]))
+    report = Report.objects.get(requested_procedure=exam)
+    html = rad.get(reverse("reports:edit", args=[report.pk])).content.decode()
+    assert "Lung 1.25mm" in html and "120" in html
+
+    import imaging.selectors
+
+    def broken(**kwargs):
+        raise RuntimeError("imaging down")
+
+    monkeypatch.setattr(imaging.selectors, "study_preview_for_procedure", broken, raising=False)
+    resp = rad.get(reverse("reports:edit", args=[report.pk]))
+    assert resp.status_code == 200 and "Lung 1.25mm" not in resp.content.decode()
+
+
+def test_viewer_link_uses_the_study_instance_uid(client_for, make_exam, settings):
+    settings.RIS_VIEWER_URL_TEMPLATE = "http://viewer.example/ohif?StudyInstanceUIDs={study_instance_uid}"
+    exam = make_exam()
+    rad = client_for("radiologist")
+    resp = rad.post(reverse("reports:claim", args=[exam.pk]), follow=True)
+    assert f"http://viewer.example/ohif?StudyInstanceUIDs={exam.study_instance_uid}" in resp.content.decode()
+
+
+def test_pages_render_in_chinese(client_for, make_report):
+    from django.conf import settings as dj
+
+    report = make_report("final")
+    c = client_for("reviewer")
+    c.cookies[dj.LANGUAGE_COOKIE_NAME] = "zh-hans"
+    assert "审核队列" in c.get(reverse("reports:review_queue")).content.decode()
+    html = c.get(reverse("reports:detail", args=[report.pk])).content.decode()
+    assert "补充报告" in html and "下载 PDF" in html
+
+
+def test_search_start_page_lists_recently_signed_for_the_release_desk(client_for, make_report):
+    signed = make_report("final")
+    draft = make_report("draft")
+    resp = client_for("front_desk").get(reverse("reports:search"))
+    html = resp.content.decode()
+    assert signed.requested_procedure.order.accession_number in html
+    assert draft.requested_procedure.order.accession_number not in html
+    assert _audits("report.search").get().detail["recent"] is True

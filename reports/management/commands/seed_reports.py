@@ -165,9 +165,9 @@ class Command(BaseCommand):
             mark = _images_service()
             if mark is not None:
                 try:
-                    mark(procedure=proc, source="seed")
+                    mark(procedure=proc, at=proc.ended_at or proc.started_at or now)
                     continue
-                except ApplicationError:
+                except (ApplicationError, TypeError):
                     pass
             with transaction.atomic():
                 at = proc.ended_at or proc.started_at or now
@@ -225,11 +225,15 @@ class Command(BaseCommand):
 
 
 def _images_service():
-    """The scheduling service that records image arrival, once the imaging work adds it."""
-    from scheduling import services as sched
+    """The service that records image arrival (scheduling, or imaging until it moves there)."""
+    import importlib
 
-    for name in ("procedure_mark_images_available", "procedure_images_available", "procedure_images_arrived"):
-        fn = getattr(sched, name, None)
+    for module in ("scheduling.services", "imaging.services"):
+        try:
+            mod = importlib.import_module(module)
+        except ImportError:
+            continue
+        fn = getattr(mod, "procedure_images_available", None)
         if fn is not None:
             return fn
     return None
