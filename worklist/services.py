@@ -664,8 +664,13 @@ def exam_note_add(
 @transaction.atomic
 def mpps_exception_resolve(
     *, exception: MPPSException, procedure: RequestedProcedure | None, actor, request=None
-):
-    """Close an MPPS exception, optionally linking the MPPS to the procedure it belongs to."""
+) -> list[str]:
+    """Close an MPPS exception; with ``procedure``, link the MPPS to it and catch the procedure up.
+
+    The procedure is moved to where the MPPS says the exam is (started, then completed or
+    discontinued) through the scheduling services with ``source="console"``. Returns the
+    transitions that could not be applied (the procedure had moved on already).
+    """
     updated = MPPSException.objects.filter(pk=exception.pk, resolved_at__isnull=True).update(
         resolved_at=timezone.now(),
         resolved_by=actor if getattr(actor, "is_authenticated", False) else None,
@@ -674,10 +679,30 @@ def mpps_exception_resolve(
     if not updated:
         raise InvalidTransition("This exception is already resolved.")
     mpps = exception.mpps
+    problems: list[str] = []
     if procedure is not None:
         mpps.procedures.add(procedure)
-        if mpps.patient_id is None:
-            PerformedProcedureStep.objects.filter(pk=mpps.pk).update(patient_id=procedure.order.patient_id)
+        PerformedProcedureStep.objects.filter(pk=mpps.pk).update(
+            patient_id=procedure.order.patient_id, unscheduled=False
+        )
+        steps = [("start", scheduling.procedure_start, {})]
+        if mpps.status == MPPSStatus.COMPLETED:
+            steps.append(("complete", scheduling.procedure_complete, {}))
+        elif mpps.status == MPPSStatus.DISCONTINUED:
+            reason = mpps.discontinuation_meaning or "Discontinued at the modality"
+            steps.append(("discontinue", scheduling.procedure_discontinue, {"reason": reason}))
+        for name, transition, extra in steps:
+            try:
+                transition(
+                    procedure=procedure,
+                    actor=actor,
+                    request=request,
+                    source="console",
+                    detail={"mpps": mpps.sop_instance_uid, "reconciled": True},
+                    **extra,
+                )
+            except InvalidTransition as exc:
+                problems.append(f"{name}: {exc.message}")
     audit_record(
         action="mpps.exception_resolve",
         actor=actor,
@@ -685,7 +710,9 @@ def mpps_exception_resolve(
         object_type="mpps",
         object_id=mpps.sop_instance_uid,
         patient_id=procedure.order.patient_id if procedure else mpps.patient_id,
+        detail={"procedure": procedure.pk if procedure else None, "problems": problems},
     )
+    return problems
 
 
 __all__ = [

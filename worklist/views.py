@@ -97,7 +97,14 @@ def console(request):
     form, f = _filter(request)
     ctx = _board_context(f)
     _audit_list(request, f, ctx, "console.view")
-    return render(request, "worklist/console.html", {"form": form, "filter": f, **ctx})
+    from .models import MPPSException
+
+    open_exceptions = MPPSException.objects.filter(resolved_at__isnull=True).count()
+    return render(
+        request,
+        "worklist/console.html",
+        {"form": form, "filter": f, "open_exceptions": open_exceptions, **ctx},
+    )
 
 
 @role_required("console.use")
@@ -257,3 +264,56 @@ def import_worklists_page(request):
     else:
         form = WorklistImportForm()
     return render(request, "worklist/import.html", {"form": form, "results": results})
+
+
+@role_required("console.use")
+def mpps_exceptions(request):
+    """Open MPPS exceptions (unscheduled or partly linked exams) and their reconciliation."""
+    from scheduling.models import RequestedProcedure
+
+    from .models import MPPSException
+
+    if request.method == "POST":
+        exc = MPPSException.objects.select_related("mpps").filter(pk=request.POST.get("exception")).first()
+        if exc is None:
+            raise Http404
+        procedure = None
+        accession = (request.POST.get("accession_number") or "").strip()
+        if request.POST.get("action") == "link":
+            procedure = (
+                RequestedProcedure.objects.select_related("order")
+                .filter(order__accession_number=accession)
+                .order_by("pk")
+                .first()
+            )
+            if procedure is None:
+                messages.error(request, _("No procedure with Accession Number %(acc)s.") % {"acc": accession})
+                return redirect("worklist:mpps_exceptions")
+        try:
+            problems = services.mpps_exception_resolve(
+                exception=exc, procedure=procedure, actor=request.user, request=request
+            )
+        except ApplicationError as error:
+            messages.error(request, error.message)
+        else:
+            if problems:
+                messages.warning(request, "; ".join(problems))
+            messages.success(request, _("Exception resolved."))
+        return redirect("worklist:mpps_exceptions")
+    items = list(
+        MPPSException.objects.filter(resolved_at__isnull=True)
+        .select_related("mpps", "mpps__patient")
+        .order_by("-created_at")[:200]
+    )
+    for item in items:
+        attrs = item.mpps.attributes or {}
+        item.sent_patient_id = ((attrs.get("00100020") or {}).get("Value") or [""])[0]
+        name = ((attrs.get("00100010") or {}).get("Value") or [{}])[0]
+        item.sent_patient_name = name.get("Alphabetic", "") if isinstance(name, dict) else str(name)
+    audit_record(
+        action="console.mpps_exceptions",
+        request=request,
+        object_type="mpps_exception",
+        detail={"shown": len(items)},
+    )
+    return render(request, "worklist/mpps_exceptions.html", {"items": items})

@@ -199,3 +199,47 @@ def test_exam_shows_mpps_detail(client_for, exam):
     mpps = services.mpps_create(attributes=n_create(for_procedure(exam)), calling_ae="CT1")
     body = client_for("technologist").get(reverse("worklist:exam", args=[exam.pk])).content.decode()
     assert mpps.sop_instance_uid in body and 'data-testid="mpps-status"' in body
+
+
+def test_unscheduled_mpps_linked_from_exceptions_page(client_for, exam):
+    from worklist.models import MPPSException, PerformedProcedureStep
+
+    from .mpps_data import n_set_final, ssa_item
+
+    mpps = services.mpps_create(attributes=n_create(ssa_item()), calling_ae="CT1")
+    services.mpps_update(
+        sop_instance_uid=mpps.sop_instance_uid, modifications=n_set_final(), calling_ae="CT1"
+    )
+    c = client_for("technologist")
+    body = c.get(reverse("worklist:console")).content.decode()
+    assert 'data-testid="open-exceptions"' in body
+    page = c.get(reverse("worklist:mpps_exceptions")).content.decode()
+    assert "Test^Patient" in page and "X1" in page
+    exc = MPPSException.objects.get(mpps=mpps)
+    c.post(
+        reverse("worklist:mpps_exceptions"),
+        {"exception": exc.pk, "action": "link", "accession_number": exam.order.accession_number},
+    )
+    exam.refresh_from_db()
+    exc.refresh_from_db()
+    assert exc.resolved_at is not None and exam.status == ProcedureStatus.COMPLETED
+    assert list(PerformedProcedureStep.objects.get(pk=mpps.pk).procedures.all()) == [exam]
+    assert (
+        AuditEvent.objects.filter(action="mpps.exception_resolve", object_id=mpps.sop_instance_uid).count()
+        == 1
+    )
+
+
+def test_exception_link_to_unknown_accession_changes_nothing(client_for):
+    from worklist.models import MPPSException
+
+    from .mpps_data import ssa_item
+
+    mpps = services.mpps_create(attributes=n_create(ssa_item()), calling_ae="CT1")
+    exc = MPPSException.objects.get(mpps=mpps)
+    client_for("technologist").post(
+        reverse("worklist:mpps_exceptions"),
+        {"exception": exc.pk, "action": "link", "accession_number": "NOPE"},
+    )
+    exc.refresh_from_db()
+    assert exc.resolved_at is None
