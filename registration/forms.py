@@ -166,7 +166,8 @@ class PatientForm(FrontDeskForm):
 
     def clean_chinese_name(self) -> str:
         value = "".join(self.cleaned_data.get("chinese_name", "").split())
-        if value and not has_han(value):
+        # Han characters, plus the middle dot of transcribed names (阿依古丽·买买提).
+        if value and not all(has_han(ch) or ch in "·・" for ch in value):
             raise ValidationError(_("Enter Chinese characters here; Latin letters go below."))
         return value
 

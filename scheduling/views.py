@@ -11,6 +11,7 @@ import hashlib
 import logging
 from datetime import date, timedelta
 
+from django.conf import settings
 from django.contrib import messages
 from django.db.models import Count, Max
 from django.http import HttpResponse
@@ -50,7 +51,9 @@ from .services import (
 
 logger = logging.getLogger(__name__)
 
-BOARD_POLL_SECONDS = 10
+
+def board_poll_seconds() -> int:
+    return int(getattr(settings, "RIS_BOARD_POLL_SECONDS", 10))
 
 
 def _parse_day(value, default: date | None = None) -> date:
@@ -394,8 +397,15 @@ def calendar_view(request):
     slots = station_day_slots(station=station, day=day) if station else []
     patients = sorted({s.step.requested_procedure.order.patient_id for s in slots if s.step is not None})
     previous = None
+    rows = []
     for slot in slots:
         slot.continued = slot.step is not None and previous is not None and previous.step == slot.step
+        slot.span_end = slot.end
+        if slot.state == "past" and rows and rows[-1].state == "past":
+            # Empty time that has gone by is one row, not a screenful.
+            rows[-1].span_end = slot.end
+        else:
+            rows.append(slot)
         previous = slot
     if patients:
         audit_record(
@@ -421,6 +431,7 @@ def calendar_view(request):
             "next_day": day + timedelta(days=1),
             "today": timezone.localdate(),
             "slots": slots,
+            "rows": rows,
             "counts": counts,
             "downtime_form": downtime_form,
             "can_order": has_permission(request.user, "order.create"),
@@ -500,7 +511,9 @@ def board_view(request):
         "modality": modality,
         "modalities": sorted(set(Station.objects.filter(active=True).values_list("modality", flat=True))),
         "version": version,
-        "poll_seconds": BOARD_POLL_SECONDS,
+        "poll_seconds": board_poll_seconds(),
+        # Stop polling a minute before the session would expire from inactivity.
+        "idle_seconds": max(60, settings.SESSION_COOKIE_AGE - 60),
         "can_arrive": has_permission(request.user, "procedure.arrive"),
         "updated": timezone.localtime(),
     }

@@ -114,3 +114,41 @@ def test_language_switch(page_for):
     expect(page.get_by_role("heading", level=1)).to_have_text(tr("zh-hans", "Find a patient"))
     expect(page.locator("html")).to_have_attribute("lang", "zh-hans")
     assert "/patients/" in page.url
+
+
+def test_board_refreshes_itself(page_for, settings):
+    """The board polls; a check-in made elsewhere moves the card without a reload."""
+    from playwright.sync_api import expect
+
+    from scheduling.services import procedure_mark_arrived
+    from tests.factories import PatientFactory, make_order
+
+    settings.RIS_BOARD_POLL_SECONDS = 1
+    station = StationFactory(ae_title="CTB1", modality="CT")
+    ptype = ProcedureTypeFactory(code_value="CTB", modality="CT")
+    patient = PatientFactory(
+        ideographic_family="李", ideographic_given="娜", family_name="Li", given_name="Na"
+    )
+    proc = make_order(patient=patient, station=station, procedure_type=ptype, start=_soon()).procedures.get()
+    page = page_for("technologist")
+    page.goto(page.base_url + "/board/")
+    expect(page.get_by_test_id("col-scheduled").get_by_test_id("board-item")).to_contain_text("李娜")
+    marker = page.evaluate("() => { window.__noReload = true; return 1; }")
+    procedure_mark_arrived(procedure=proc)
+    expect(page.get_by_test_id("col-arrived").get_by_test_id("board-item")).to_contain_text(
+        "李娜", timeout=10_000
+    )
+    expect(page.get_by_test_id("col-scheduled").get_by_test_id("board-item")).to_have_count(0)
+    assert page.evaluate("() => window.__noReload") is True and marker == 1  # swapped, not reloaded
+
+
+def _soon():
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    start = timezone.localtime().replace(second=0, microsecond=0) + timedelta(minutes=20)
+    start -= timedelta(minutes=start.minute % 15)
+    if start.date() != timezone.localdate():
+        pytest.skip("too close to midnight for a booking today")
+    return start

@@ -539,3 +539,44 @@ def test_admin_patient_is_read_only_and_audited(client_for, wang, ct):
     assert admin.get("/admin/scheduling/order/add/").status_code == 403
     assert admin.get("/admin/scheduling/station/").status_code == 200
     assert admin.get("/admin/scheduling/proceduretype/add/").status_code == 200
+
+
+# ---------------------------------------------------------------------------------------
+# Query counts do not grow with the number of rows
+
+
+def _count_queries(client, url, params=None):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as ctx:
+        resp = client.get(url, params or {})
+    assert resp.status_code == 200
+    return len(ctx.captured_queries)
+
+
+def test_board_patient_and_search_queries_are_constant(desk, ct, wang):
+    station, ptype = ct
+    start = timezone.localtime().replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(days=1)
+
+    def book(n, offset):
+        for i in range(n):
+            make_order(
+                patient=wang,
+                station=station,
+                procedure_type=ptype,
+                start=start + timedelta(minutes=15 * (offset + i)),
+            )
+
+    book(1, 0)
+    detail = reverse("registration:patient_detail", args=[wang.pk])
+    calendar = reverse("scheduling:calendar")
+    cal_params = {"station": station.pk, "day": start.date().isoformat()}
+    one = (_count_queries(desk, detail), _count_queries(desk, calendar, cal_params))
+    book(6, 4)
+    for i in range(6):
+        PatientFactory(family_name="Wang", given_name=f"Extra{i}")
+    many = (_count_queries(desk, detail), _count_queries(desk, calendar, cal_params))
+    assert many == one
+    search = reverse("registration:patient_search")
+    assert _count_queries(desk, search, {"q": "wang"}) <= 12
