@@ -191,9 +191,15 @@ def procedure_discontinue(*, procedure, reason, actor=None, source="ui", request
     )
 
 
-def procedure_cancel(*, procedure, reason, actor=None, source="ui", request=None):
+def procedure_cancel(*, procedure, reason, actor=None, source="ui", request=None, at=None):
     return _transition(
-        procedure=procedure, action="cancel", actor=actor, source=source, reason=reason, request=request
+        procedure=procedure,
+        action="cancel",
+        actor=actor,
+        source=source,
+        reason=reason,
+        request=request,
+        at=at,
     )
 
 
@@ -310,6 +316,7 @@ def order_create(
     check_calendar: bool = True,
     procedure_fields: dict | None = None,
     step_fields: dict | None = None,
+    ordered_at: datetime | None = None,
 ) -> Order:
     """Order one procedure and book it on the station's calendar.
 
@@ -399,7 +406,8 @@ def order_create(
         action="order",
         from_status="",
         to_status=S.SCHEDULED,
-        at=timezone.now(),
+        # ordered_at: the order's real time when it is imported (HL7 ORM, demo history).
+        at=ordered_at or timezone.now(),
         actor=order.created_by,
         source=source[:32],
         detail={"station": station.ae_title, "start": start.isoformat()},
