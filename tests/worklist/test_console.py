@@ -243,3 +243,10 @@ def test_exception_link_to_unknown_accession_changes_nothing(client_for):
     )
     exc.refresh_from_db()
     assert exc.resolved_at is None
+
+
+def test_console_in_chinese(client_for, exam, settings):
+    c = client_for("technologist")
+    c.cookies[settings.LANGUAGE_COOKIE_NAME] = "zh-hans"
+    body = c.get(reverse("worklist:console")).content.decode()
+    assert "技师工作台" in body and "未匹配的 MPPS" in body
