@@ -149,7 +149,9 @@ class DicomNode:
             s.RIS_DICOM_NETWORK_TIMEOUT if self.network_timeout is None else self.network_timeout
         )
         self.maximum_associations = self.maximum_associations or s.RIS_DICOM_MAX_ASSOCIATIONS
-        self.maximum_pdu_size = s.RIS_DICOM_MAX_PDU if self.maximum_pdu_size is None else self.maximum_pdu_size
+        self.maximum_pdu_size = (
+            s.RIS_DICOM_MAX_PDU if self.maximum_pdu_size is None else self.maximum_pdu_size
+        )
         if self.ssl_context is None and s.RIS_DICOM_TLS_CERT and self.tls_port is None:
             self.ssl_context = build_ssl_context(
                 cert=s.RIS_DICOM_TLS_CERT, key=s.RIS_DICOM_TLS_KEY, ca=s.RIS_DICOM_TLS_CA
@@ -243,4 +245,3 @@ class DicomNode:
     @property
     def running(self) -> bool:
         return bool(self.servers)
-

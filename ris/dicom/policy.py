@@ -123,8 +123,15 @@ class AssociationPolicy:
         self.ae_title = ae_title
         self.station_loader = station_loader
 
-    def decide(self, *, calling_ae: str, called_ae: str, address: str, active_acceptors: int,
-               maximum_associations: int) -> Decision:
+    def decide(
+        self,
+        *,
+        calling_ae: str,
+        called_ae: str,
+        address: str,
+        active_acceptors: int,
+        maximum_associations: int,
+    ) -> Decision:
         if called_ae.strip() != self.ae_title:
             return Decision(reject=REJECT_CALLED_AE, reason="called_ae_not_recognized")
         station = self.station_loader(calling_ae.strip())
@@ -136,8 +143,16 @@ class AssociationPolicy:
             return Decision(reject=REJECT_BUSY, reason="too_many_associations")
         return Decision(station=station)
 
-    def record_rejection(self, *, calling_ae: str, called_ae: str, address: str, reason: str,
-                         rsd: tuple[int, int, int] | None, extra: dict[str, Any] | None = None) -> None:
+    def record_rejection(
+        self,
+        *,
+        calling_ae: str,
+        called_ae: str,
+        address: str,
+        reason: str,
+        rsd: tuple[int, int, int] | None,
+        extra: dict[str, Any] | None = None,
+    ) -> None:
         from audit.models import Outcome
         from audit.services import audit_record
 
@@ -217,7 +232,11 @@ class PolicyACSE(ACSE):
         if decision.reject:
             # Audit first: once the peer has the A-ASSOCIATE-RJ the event is already on record.
             policy.record_rejection(
-                calling_ae=calling, called_ae=called, address=address, reason=decision.reason, rsd=decision.reject
+                calling_ae=calling,
+                called_ae=called,
+                address=address,
+                reason=decision.reason,
+                rsd=decision.reject,
             )
             self.send_reject(*decision.reject)
             evt.trigger(assoc, evt.EVT_REJECTED, {})

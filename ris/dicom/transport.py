@@ -28,9 +28,12 @@ from django.db import close_old_connections, connections
 from pynetdicom import evt
 from pynetdicom._globals import MODE_ACCEPTOR
 from pynetdicom.association import Association
+from pynetdicom.dimse_primitives import C_FIND
 from pynetdicom.pdu import A_ABORT_RQ
 from pynetdicom.pdu_primitives import A_P_ABORT
 from pynetdicom.transport import AssociationSocket, RequestHandler, ThreadedAssociationServer
+
+from .find import FastFindServiceClass
 
 if TYPE_CHECKING:  # pragma: no cover
     from .policy import AssociationPolicy, StationInfo
@@ -115,6 +118,23 @@ class RISAssociation(Association):
             finally:
                 # The thread ends with the association: close its connection for good.
                 connections.close_all()
+
+    def _serve_request(self, msg, context_id: int) -> None:
+        # C-FIND goes through the node's FastFindServiceClass (pre-encoded identifiers, one
+        # command encoding per request); everything else through pynetdicom's dispatch.
+        context = self._accepted_cx.get(context_id)
+        if context is None or self._sent_release or not isinstance(msg, C_FIND) or not msg.is_valid_request:
+            super()._serve_request(msg, context_id)
+            return
+        try:
+            self.dimse.cancel_req = {}
+            self._is_paused = True
+            FastFindServiceClass(self).SCP(msg, context)
+            self._is_paused = False
+            self.dimse.cancel_req = {}
+        except Exception:
+            logger.exception("C-FIND service failed; aborting the association")
+            self.abort()
 
     def _tls_handshake(self) -> bool:
         sock = self.dul.socket.socket if self.dul.socket else None

@@ -18,8 +18,17 @@ pytestmark = [pytest.mark.dicom, pytest.mark.postgres]
 
 def echo(node, calling="CT1", called=None, port=None):
     return dcmtk(
-        "echoscu", "-to", "5", "-ta", "5", "-aet", calling, "-aec", called or node.ae_title,
-        node.host, str(port or node.port),
+        "echoscu",
+        "-to",
+        "5",
+        "-ta",
+        "5",
+        "-aet",
+        calling,
+        "-aec",
+        called or node.ae_title,
+        node.host,
+        str(port or node.port),
     )
 
 
@@ -59,8 +68,10 @@ def test_wrong_called_ae_is_rejected(dicom_node, register_station):
     assert event.detail["diagnostic"] == 7
 
 
-@pytest.mark.parametrize(("binding", "accepted"), [("127.0.0.1", True), ("10.1.2.3", False),
-                                                     ("127.0.0.0/8", True), ("localhost", True)])
+@pytest.mark.parametrize(
+    ("binding", "accepted"),
+    [("127.0.0.1", True), ("10.1.2.3", False), ("127.0.0.0/8", True), ("localhost", True)],
+)
 def test_host_binding(dicom_node, register_station, binding, accepted):
     register_station("CT1", host=binding)
     result = echo(dicom_node)
@@ -152,7 +163,10 @@ def test_oversized_pdu_is_aborted_without_buffering(dicom_node, register_station
     assert reply[:1] == b"\x07", reply[:16]  # A-ABORT
     assert reply[8:10] == b"\x02\x06"  # source service-provider, invalid PDU parameter value
     deadline = time.monotonic() + 5
-    while time.monotonic() < deadline and not AuditEvent.objects.filter(action="dicom.association_aborted").exists():
+    while (
+        time.monotonic() < deadline
+        and not AuditEvent.objects.filter(action="dicom.association_aborted").exists()
+    ):
         time.sleep(0.05)
     event = AuditEvent.objects.get(action="dicom.association_aborted")
     assert event.detail["reason"] == "pdu_too_large"
