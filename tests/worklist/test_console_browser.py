@@ -44,3 +44,11 @@ def test_console_follows_mpps_without_reload(page_for, mpps_scp, settings):  # n
     assert moved.get_attribute("data-status") == "in_progress"
     assert page.evaluate("window.__notReloaded") is True
     page.screenshot(path="/tmp/mpps_console.png", full_page=True)
+
+    # The exam page shows the MPPS detail and offers only the actions the state allows.
+    moved.get_by_role("link").click()
+    page.locator('[data-testid="mpps-status"]').wait_for()
+    assert page.locator('[data-testid="exam-status"]').get_attribute("data-status") == "in_progress"
+    assert page.locator('[data-testid="action-complete"]').is_visible()
+    assert page.locator('[data-testid="action-start"]').count() == 0
+    page.screenshot(path="/tmp/mpps_exam.png", full_page=True)
