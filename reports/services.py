@@ -23,6 +23,7 @@ from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.db.models import F, Max, Q
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from audit.models import Outcome
 from audit.services import audit_record
@@ -160,7 +161,7 @@ def _load(report) -> Report:
     try:
         return Report.objects.select_related("requested_procedure__order").get(pk=_pk(report))
     except Report.DoesNotExist as exc:
-        raise NotFound("No such report.") from exc
+        raise NotFound(_("No such report.")) from exc
 
 
 def _event(report: Report, action: str, actor, *, from_status="", to_status="", at=None, detail=None):
@@ -233,15 +234,16 @@ def _check_password(*, actor, password: str | None, report: Report, request, act
     if not password:
         _audit(action, report, actor, request, outcome=Outcome.FAILURE, detail={"reason": "password missing"})
         raise ApplicationError(
-            "Re-enter your password to sign.", fields={"password": ["Your password is required to sign."]}
+            _("Re-enter your password to sign."),
+            fields={"password": [_("Your password is required to sign.")]},
         )
     if not actor.check_password(password):
         _audit(action, report, actor, request, outcome=Outcome.FAILURE, detail={"reason": "wrong password"})
-        raise ApplicationError("The password is not correct.", fields={"password": ["Wrong password."]})
+        raise ApplicationError(_("The password is not correct."), fields={"password": [_("Wrong password.")]})
 
 
 def _new_verification_code() -> str:
-    return "".join(secrets.choice(_CODE_ALPHABET) for _ in range(12))
+    return "".join(secrets.choice(_CODE_ALPHABET) for _i in range(12))
 
 
 def _search_text(report: Report, findings: str, impression: str, addenda: list[str]) -> str:
@@ -282,11 +284,11 @@ def report_claim(*, procedure, actor, request=None) -> Report:
             .first()
         )
         if proc is None:
-            raise NotFound("No such procedure.")
+            raise NotFound(_("No such procedure."))
         report = Report.objects.filter(requested_procedure=proc).first()
         if report is None:
             if proc.status not in READABLE_PROCEDURE_STATUSES and not proc.images_available_at:
-                raise InvalidTransition("The exam has no images yet and is not completed.")
+                raise InvalidTransition(_("The exam has no images yet and is not completed."))
             tpl = template_for(proc)
             report = Report.objects.create(
                 requested_procedure=proc,
@@ -315,10 +317,13 @@ def report_claim(*, procedure, actor, request=None) -> Report:
         if not qs.update(locked_by=actor, locked_until=until):
             report.refresh_from_db()
             if report.status != S.DRAFT:
-                raise InvalidTransition(f"The report is {report.status}; only drafts can be claimed.")
+                raise InvalidTransition(
+                    _("The report is %(status)s; only drafts can be claimed.") % {"status": report.status}
+                )
             owner = printed_name(report.locked_by) if report.locked_by else "?"
             raise Conflict(
-                f"The report is being written by {owner} until {timezone.localtime(report.locked_until):%H:%M}."
+                _("The report is being written by %(owner)s until %(time)s.")
+                % {"owner": owner, "time": f"{timezone.localtime(report.locked_until):%H:%M}"}
             )
         report.refresh_from_db()
         report.requested_procedure = proc
@@ -337,7 +342,7 @@ def report_break_lock(*, report, actor, request=None) -> None:
         if not Report.objects.filter(pk=report.pk, locked_by__isnull=False).update(
             locked_by=None, locked_until=None
         ):
-            raise InvalidTransition("The report is not claimed.")
+            raise InvalidTransition(_("The report is not claimed."))
         _event(
             report,
             A.UNCLAIMED,
@@ -422,13 +427,15 @@ def report_save_draft(
 def _raise_write_conflict(pk: int, actor, expected_revision, status) -> None:
     current = Report.objects.select_related("locked_by").filter(pk=pk).first()
     if current is None:
-        raise NotFound("No such report.")
+        raise NotFound(_("No such report."))
     if current.status != status:
-        raise InvalidTransition(f"The report is {current.status}; it cannot be edited here.")
+        raise InvalidTransition(
+            _("The report is %(status)s; it cannot be edited here.") % {"status": current.status}
+        )
     if expected_revision is not None and current.revision != expected_revision:
-        raise Conflict("The report was changed meanwhile; reload to see the latest text.")
+        raise Conflict(_("The report was changed meanwhile; reload to see the latest text."))
     owner = printed_name(current.locked_by) if current.locked_by else "?"
-    raise Conflict(f"The report is claimed by {owner}.")
+    raise Conflict(_("The report is claimed by %(owner)s.") % {"owner": owner})
 
 
 def report_submit(
@@ -456,8 +463,8 @@ def report_submit(
     report = _load(report)
     if not (report.impression.strip() or report.findings.strip()):
         raise ApplicationError(
-            "Write the findings or the impression before submitting.",
-            fields={"impression": ["Required to submit."]},
+            _("Write the findings or the impression before submitting."),
+            fields={"impression": [_("Required to submit.")]},
         )
     now = timezone.now()
     with transaction.atomic():
@@ -545,7 +552,7 @@ def report_return(*, report, actor, comment: str, request=None) -> Report:
     comment = (comment or "").strip()
     if not comment:
         raise ApplicationError(
-            "Say why the report is returned.", fields={"comment": ["This field is required."]}
+            _("Say why the report is returned."), fields={"comment": [_("This field is required.")]}
         )
     now = timezone.now()
     with transaction.atomic():
@@ -558,7 +565,8 @@ def report_return(*, report, actor, comment: str, request=None) -> Report:
             updated_at=now,
         ):
             raise InvalidTransition(
-                f"Only a preliminary report can be returned (it is {_status(report.pk)})."
+                _("Only a preliminary report can be returned (it is %(status)s).")
+                % {"status": _status(report.pk)}
             )
         _event(
             report,
@@ -591,9 +599,11 @@ def report_sign(
     _require(actor, "report.sign", report=report, request=request)
     _check_password(actor=actor, password=password, report=report, request=request, action="report.sign")
     if report.status != S.PRELIMINARY:
-        raise InvalidTransition(f"Only a preliminary report can be signed (it is {report.status}).")
+        raise InvalidTransition(
+            _("Only a preliminary report can be signed (it is %(status)s).") % {"status": report.status}
+        )
     if expected_revision is not None and expected_revision != report.revision:
-        raise Conflict("The report was changed meanwhile; review the latest text before signing.")
+        raise Conflict(_("The report was changed meanwhile; review the latest text before signing."))
     now = timezone.now()
     with transaction.atomic():
         report = Report.objects.select_related(
@@ -614,8 +624,8 @@ def report_sign(
         ):
             current = _status(report.pk)
             if current != S.PRELIMINARY:
-                raise InvalidTransition(f"The report is already {current}.")
-            raise Conflict("The report was changed meanwhile; review the latest text before signing.")
+                raise InvalidTransition(_("The report is already %(status)s.") % {"status": current})
+            raise Conflict(_("The report was changed meanwhile; review the latest text before signing."))
         version = _snapshot(
             report,
             kind=VersionKind.FINAL,
@@ -660,9 +670,11 @@ def report_add_addendum(*, report, actor, text: str, password: str | None, reque
     _require(actor, "report.sign", report=report, request=request)
     text = (text or "").strip()
     if not text:
-        raise ApplicationError("The addendum is empty.", fields={"text": ["This field is required."]})
+        raise ApplicationError(_("The addendum is empty."), fields={"text": [_("This field is required.")]})
     if report.status not in SIGNED_STATUSES:
-        raise InvalidTransition(f"An addendum needs a signed report (this one is {report.status}).")
+        raise InvalidTransition(
+            _("An addendum needs a signed report (this one is %(status)s).") % {"status": report.status}
+        )
     _check_password(actor=actor, password=password, report=report, request=request, action="report.addendum")
     now = timezone.now()
     with transaction.atomic():
@@ -681,7 +693,7 @@ def report_add_addendum(*, report, actor, text: str, password: str | None, reque
             revision=F("revision") + 1,
             updated_at=now,
         ):
-            raise Conflict("Another addendum was signed meanwhile; reload and try again.")
+            raise Conflict(_("Another addendum was signed meanwhile; reload and try again."))
         addendum = Addendum.objects.create(
             report=report,
             number=number,
@@ -727,14 +739,16 @@ def report_release(
     report = _load(report)
     _require(actor, "report.release", report=report, request=request)
     if report.status not in SIGNED_STATUSES:
-        raise InvalidTransition("Only a signed report can be released.")
+        raise InvalidTransition(_("Only a signed report can be released."))
     if kind not in ReleaseKind.values:
-        raise ApplicationError("Unknown release kind.", fields={"kind": ["Invalid choice."]})
+        raise ApplicationError(_("Unknown release kind."), fields={"kind": [_("Invalid choice.")]})
     recipient = (recipient or "").strip()[:128]
     if kind in (ReleaseKind.RELEASE, ReleaseKind.FILM) and not recipient:
-        raise ApplicationError("Say to whom the report is released.", fields={"recipient": ["Required."]})
+        raise ApplicationError(
+            _("Say to whom the report is released."), fields={"recipient": [_("Required.")]}
+        )
     if not 1 <= int(copies) <= 20:
-        raise ApplicationError("Copies must be between 1 and 20.", fields={"copies": ["Out of range."]})
+        raise ApplicationError(_("Copies must be between 1 and 20."), fields={"copies": [_("Out of range.")]})
     now = timezone.now()
     final = ReportVersion.objects.filter(report=report, kind=VersionKind.FINAL).order_by("-number").first()
     with transaction.atomic():
@@ -770,11 +784,11 @@ def critical_result_flag(*, report, actor, category: str, finding: str, request=
     _require(actor, "report.write", report=report, request=request)
     category = str(category)
     if category not in CriticalCategory.values:
-        raise ApplicationError("Choose category 1, 2 or 3.", fields={"category": ["Invalid choice."]})
+        raise ApplicationError(_("Choose category 1, 2 or 3."), fields={"category": [_("Invalid choice.")]})
     finding = (finding or "").strip()
     if not finding:
         raise ApplicationError(
-            "Describe the critical finding.", fields={"finding": ["This field is required."]}
+            _("Describe the critical finding."), fields={"finding": [_("This field is required.")]}
         )
     now = timezone.now()
     with transaction.atomic():
@@ -810,17 +824,21 @@ def critical_result_notify(
     _require(actor, "report.write", report=critical.report, request=request)
     recipient = (recipient or "").strip()
     if not recipient:
-        raise ApplicationError("Who was notified?", fields={"recipient": ["This field is required."]})
+        raise ApplicationError(_("Who was notified?"), fields={"recipient": [_("This field is required.")]})
     if method not in NotificationMethod.values:
-        raise ApplicationError("How was the clinician notified?", fields={"method": ["Invalid choice."]})
+        raise ApplicationError(
+            _("How was the clinician notified?"), fields={"method": [_("Invalid choice.")]}
+        )
     when = at or timezone.now()
     if when > timezone.now() + timedelta(minutes=1):
-        raise ApplicationError("The notification time is in the future.", fields={"at": ["In the future."]})
+        raise ApplicationError(
+            _("The notification time is in the future."), fields={"at": [_("In the future.")]}
+        )
     with transaction.atomic():
         if not CriticalResult.objects.filter(pk=critical.pk, notified_at__isnull=True).update(
             notified_at=when, notified_by=actor, recipient=recipient[:128], method=method, note=note
         ):
-            raise InvalidTransition("This critical result was already notified.")
+            raise InvalidTransition(_("This critical result was already notified."))
         critical.refresh_from_db()
         _event(
             critical.report,
@@ -855,7 +873,9 @@ def critical_result_acknowledge(
     _require(actor, "report.write", report=critical.report, request=request)
     acknowledged_by = (acknowledged_by or "").strip()
     if not acknowledged_by:
-        raise ApplicationError("Who acknowledged the result?", fields={"acknowledged_by": ["Required."]})
+        raise ApplicationError(
+            _("Who acknowledged the result?"), fields={"acknowledged_by": [_("Required.")]}
+        )
     now = timezone.now()
     with transaction.atomic():
         if not CriticalResult.objects.filter(
@@ -863,8 +883,8 @@ def critical_result_acknowledge(
         ).update(acknowledged_at=now, acknowledged_by=acknowledged_by[:128], read_back=bool(read_back)):
             critical.refresh_from_db()
             if critical.notified_at is None:
-                raise InvalidTransition("Record the notification before the acknowledgement.")
-            raise InvalidTransition("This critical result was already acknowledged.")
+                raise InvalidTransition(_("Record the notification before the acknowledgement."))
+            raise InvalidTransition(_("This critical result was already acknowledged."))
         critical.refresh_from_db()
         _event(
             critical.report,
@@ -939,20 +959,20 @@ def peer_review_score(*, review, actor, score: str, comment: str = "", request=N
     review = PeerReview.objects.select_related("report__requested_procedure__order").get(pk=_pk(review))
     _require(actor, "peer_review.score", report=review.report, request=request)
     if review.reviewer_id != actor.pk:
-        raise PermissionDenied("This peer review is assigned to someone else.")
+        raise PermissionDenied(_("This peer review is assigned to someone else."))
     if score not in PeerReviewScore.values:
-        raise ApplicationError("Choose a RADPEER score.", fields={"score": ["Invalid choice."]})
+        raise ApplicationError(_("Choose a RADPEER score."), fields={"score": [_("Invalid choice.")]})
     comment = (comment or "").strip()
     if score != PeerReviewScore.S1 and not comment:
         raise ApplicationError(
-            "Describe the discrepancy.", fields={"comment": ["Required for scores 2 and 3."]}
+            _("Describe the discrepancy."), fields={"comment": [_("Required for scores 2 and 3.")]}
         )
     now = timezone.now()
     with transaction.atomic():
         if not PeerReview.objects.filter(pk=review.pk, reviewer=actor, scored_at__isnull=True).update(
             score=score, comment=comment, scored_at=now
         ):
-            raise InvalidTransition("This peer review is already scored.")
+            raise InvalidTransition(_("This peer review is already scored."))
         audit_record(
             action="peer_review.score",
             actor=actor,

@@ -393,3 +393,94 @@ def test_search_start_page_lists_recently_signed_for_the_release_desk(client_for
     assert signed.requested_procedure.order.accession_number in html
     assert draft.requested_procedure.order.accession_number not in html
     assert _audits("report.search").get().detail["recent"] is True
+
+
+def test_errors_are_translated(client_for, make_report):
+    from django.conf import settings as dj
+
+    report = make_report("preliminary")
+    c = client_for("reviewer")
+    c.cookies[dj.LANGUAGE_COOKIE_NAME] = "zh-hans"
+    html = c.post(reverse("reports:review", args=[report.pk]), {"action": "sign", "password": "bad"}).content
+    assert "密码不正确" in html.decode()
+
+
+def _autosave(client_for, report):
+    c = client_for("radiologist")
+    return c.post(
+        reverse("reports:autosave", args=[report.pk]),
+        {"findings": "Edited.", "impression": "Edited.", "revision": report.revision},
+    )
+
+
+AUDITED = {
+    # action: (report state, role, request)
+    "report.view": (
+        "final",
+        "reviewer",
+        lambda cf, r: cf("reviewer").get(reverse("reports:detail", args=[r.pk])),
+    ),
+    "report.edit": ("draft", "radiologist", _autosave),
+    "report.sign": (
+        "preliminary",
+        "reviewer",
+        lambda cf, r: cf("reviewer").post(
+            reverse("reports:review", args=[r.pk]),
+            {"action": "sign", "password": PASSWORD, "revision": r.revision},
+        ),
+    ),
+    "report.release": (
+        "final",
+        "reviewer",
+        lambda cf, r: cf("reviewer").get(reverse("reports:pdf", args=[r.pk])),
+    ),
+    "report.search": (
+        "final",
+        "radiologist",
+        lambda cf, r: cf("radiologist").get(reverse("reports:search"), {"q": "lungs"}),
+    ),
+}
+
+
+@pytest.mark.parametrize("action", list(AUDITED))
+def test_one_audit_event_per_access(client_for, make_report, users, action):
+    state, role, do = AUDITED[action]
+    report = make_report(state)
+    before = set(AuditEvent.objects.filter(action=action).values_list("pk", flat=True))
+    resp = do(client_for, report)
+    assert resp.status_code in (200, 302)
+    new = AuditEvent.objects.filter(action=action).exclude(pk__in=before)
+    assert new.count() == 1
+    event = new.get()
+    assert event.outcome == "success" and event.actor_username == users[role].username
+    if action == "report.search":
+        assert event.detail == {"query": "lungs", "results": 1}
+    else:
+        assert event.object_id == str(report.pk)
+        assert event.patient_ref == report.requested_procedure.order.patient_id
+
+
+def test_worklist_date_range(client_for, make_exam):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from scheduling.models import RequestedProcedure
+
+    old = make_exam()
+    RequestedProcedure.objects.filter(pk=old.pk).update(
+        images_available_at=timezone.now() - timedelta(days=5)
+    )
+    new = make_exam()
+    today = timezone.localdate()
+    html = client_for("radiologist").get(
+        reverse("reports:reading_worklist"), {"date_from": today.isoformat()}
+    )
+    body = html.content.decode()
+    assert new.order.accession_number in body and old.order.accession_number not in body
+    day = (today - timedelta(days=5)).isoformat()
+    body = client_for("radiologist").get(
+        reverse("reports:reading_worklist"), {"date_from": day, "date_to": day}
+    )
+    assert old.order.accession_number in body.content.decode()
+    assert new.order.accession_number not in body.content.decode()
