@@ -248,7 +248,9 @@ def _send_ingest(study_uid: str) -> None:
         )
     except Exception as exc:
         # The broker only wakes workers: the sweeper finds the rows after the lease.
-        logger.warning("could not enqueue ingest of a study (%s); the sweeper will", type(exc).__name__)
+        logger.warning(
+            "could not enqueue ingest of a study (%s: %s); the sweeper will", type(exc).__name__, exc
+        )
 
 
 def studies_enqueue(*, study_uids, source_ae: str = "", counts: dict | None = None, actor=None, request=None):
@@ -289,9 +291,10 @@ def _patient_fields_differ(study: Study, patient: dict) -> bool:
     return bool(patient["dicom_patient_id"]) and study.dicom_patient_id != patient["dicom_patient_id"]
 
 
-def study_ingest(*, study_instance_uid: str, chunk_size: int = 50) -> dict:
+def study_ingest(*, study_instance_uid: str, chunk_size: int | None = None) -> dict:
     """Index every ``received`` object of the study, then link the study. Idempotent."""
     max_attempts = settings.RIS_INGEST_MAX_ATTEMPTS
+    chunk_size = chunk_size or getattr(settings, "RIS_INGEST_CHUNK_SIZE", 50)
     now = timezone.now()
     with transaction.atomic():
         dead = ReceivedObject.objects.filter(
@@ -431,7 +434,7 @@ def _refresh_counts(study: Study, series_ids: set[int]) -> None:
     with transaction.atomic():
         for row in Series.objects.filter(pk__in=series_ids).annotate(n=Count("instances")).values("pk", "n"):
             Series.objects.filter(pk=row["pk"]).update(num_instances=row["n"])
-        agg = Series.objects.filter(study=study).aggregate(s=Count("id"), i=Count("instances"))
+        agg = Series.objects.filter(study=study).aggregate(s=Count("id", distinct=True), i=Count("instances"))
         modalities = sorted(
             set(Series.objects.filter(study=study).exclude(modality="").values_list("modality", flat=True))
         )
