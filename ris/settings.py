@@ -279,3 +279,5 @@ CELERY_BEAT_SCHEDULE["imaging-sweep-received"] = {
 }
 # Preview rendering is not ingest: keep it off the ingest queue.
 CELERY_TASK_ROUTES["imaging.render_previews"] = {"queue": "default"}
+# Objects indexed per transaction by the ingest task (progress survives a killed worker).
+RIS_INGEST_CHUNK_SIZE = env.int("RIS_INGEST_CHUNK_SIZE", default=50)
