@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from urllib.parse import urljoin
 
 from django.conf import settings
 from django.template.loader import render_to_string
@@ -14,7 +15,7 @@ from . import selectors
 logger = logging.getLogger(__name__)
 
 
-def report_pdf_context(report) -> dict:
+def report_pdf_context(report, *, base_url: str | None = None) -> dict:
     proc = report.requested_procedure
     final = selectors.final_version(report)
     signature = final.signatures.first() if final else None
@@ -28,7 +29,7 @@ def report_pdf_context(report) -> dict:
         "signature": signature,
         "addenda": [(a, a.signatures.first()) for a in addenda],
         "institution": getattr(settings, "RIS_REPORT_INSTITUTION", "Department of Radiology"),
-        "verify_path": reverse("reports:verify", args=[report.verification_code]),
+        "verify_path": urljoin(base_url or "", reverse("reports:verify", args=[report.verification_code])),
         "printed_at": timezone.now(),
     }
 
@@ -36,7 +37,7 @@ def report_pdf_context(report) -> dict:
 def render_report_pdf(report, *, base_url: str | None = None) -> bytes:
     from weasyprint import HTML  # imported lazily: heavy, and only needed here
 
-    html = render_to_string("reports/pdf.html", report_pdf_context(report))
+    html = render_to_string("reports/pdf.html", report_pdf_context(report, base_url=base_url))
     data = HTML(string=html, base_url=base_url).write_pdf()
     logger.info("rendered PDF for report %s (%s bytes)", report.pk, len(data))
     return data

@@ -115,7 +115,19 @@ def reading_worklist(
         .order_by("priority_rank", "waiting_since", "pk")
         .distinct()
     )
+    # Per-modality counters (before the modality filter, so the chips show where the work is).
+    counts["modalities"] = _modality_counts(filters, user)
     return rows, counts
+
+
+def _modality_counts(filters: WorklistFilters, user) -> list[tuple[str, int]]:
+    base = _readable_procedures().filter(_quick_q(filters.quick, user))
+    rows = (
+        base.values("procedure_type__modality")
+        .annotate(n=Count("pk", distinct=True))
+        .order_by("procedure_type__modality")
+    )
+    return [(r["procedure_type__modality"], r["n"]) for r in rows]
 
 
 def next_to_read(*, user, filters: WorklistFilters, after_pk: int | None = None) -> RequestedProcedure | None:

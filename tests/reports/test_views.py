@@ -60,13 +60,17 @@ def test_worklist_filters(client_for, make_exam):
     ct = make_exam(modality="CT", body_part="CHEST")
     mr = make_exam(modality="MR", body_part="HEAD")
     c = client_for("radiologist")
-    html = c.get(reverse("reports:reading_worklist"), {"modality": "MR"}).content.decode()
+    resp = c.get(reverse("reports:reading_worklist"), {"modality": "MR"})
+    html = resp.content.decode()
     assert mr.order.accession_number in html and ct.order.accession_number not in html
+    assert resp.context["counts"]["modalities"] == [("CT", 1), ("MR", 1)]
     html = c.get(reverse("reports:reading_worklist"), {"body_part": "chest"}).content.decode()
     assert ct.order.accession_number in html and mr.order.accession_number not in html
 
 
-@pytest.mark.parametrize("role,status", [("technologist", 403), ("front_desk", 403), ("radiologist", 200)])
+@pytest.mark.parametrize(
+    "role,status", [("technologist", 403), ("front_desk", 403), ("radiologist", 200), ("dept_head", 200)]
+)
 def test_worklist_roles(client_for, role, status):
     assert client_for(role).get(reverse("reports:reading_worklist")).status_code == status
 
@@ -136,6 +140,7 @@ def test_claim_edit_autosave_submit_sign_pdf_flow(client_for, make_exam, users):
 
     detail = rev.get(reverse("reports:detail", args=[report.pk])).content.decode()
     assert "verified" in detail and report.verification_code in detail
+    assert rad.get(reverse("reports:reading_worklist")).context["counts"]["modalities"] == []
 
     pdf = rev.get(reverse("reports:pdf", args=[report.pk]))
     assert pdf.status_code == 200 and pdf["Content-Type"] == "application/pdf"
@@ -145,6 +150,7 @@ def test_claim_edit_autosave_submit_sign_pdf_flow(client_for, make_exam, users):
     text = _pdf_text(pdf.content)
     assert "右肺上叶见一肺结节" in text
     assert report.verification_code in text
+    assert f"http://testserver/reports/verify/{report.verification_code}/" in text
 
     # Release to a person is logged with the recipient.
     rev.post(
@@ -330,7 +336,9 @@ def test_lock_owner_visible_and_second_radiologist_refused(client_for, make_exam
     report = Report.objects.get(requested_procedure=exam)
     assert report.locked_by == users["radiologist"]
     head = client_for("dept_head")
-    head.post(reverse("reports:break_lock", args=[report.pk]))
+    board = head.get(reverse("reports:reading_worklist")).content.decode()
+    assert 'data-testid="break-lock"' in board and 'data-testid="claim"' not in board
+    head.post(reverse("reports:break_lock", args=[report.pk]), {"next": reverse("reports:reading_worklist")})
     report.refresh_from_db()
     assert report.locked_by is None
 
