@@ -35,11 +35,14 @@ def day_bounds(day: date) -> tuple[datetime, datetime]:
     return start, start + timedelta(days=1)
 
 
-def station_day_slots(*, station: Station, day: date, duration_minutes: int | None = None) -> list[Slot]:
+def station_day_slots(
+    *, station: Station, day: date, duration_minutes: int | None = None, exclude_step_id: int | None = None
+) -> list[Slot]:
     """The station's calendar for one day: every slot of its grid with its state.
 
     A slot is free when ``duration_minutes`` (default: the station's slot length) starting
-    there fits before closing without touching a booking or downtime.
+    there fits before closing without touching a booking or downtime. ``exclude_step_id``
+    ignores one booking (the one being rescheduled), as ``procedure_reschedule`` does.
     """
     tz = timezone.get_current_timezone()
     open_at = datetime.combine(day, station.work_start, tzinfo=tz)
@@ -49,7 +52,9 @@ def station_day_slots(*, station: Station, day: date, duration_minutes: int | No
     steps = list(
         ScheduledProcedureStep.objects.filter(
             station=station, status__in=BOOKING_SPS_STATUSES, start__lt=close_at, end__gt=open_at
-        ).select_related("requested_procedure__order__patient", "requested_procedure__procedure_type")
+        )
+        .exclude(pk=exclude_step_id)
+        .select_related("requested_procedure__order__patient", "requested_procedure__procedure_type")
     )
     downs = list(StationDowntime.objects.filter(station=station, start__lt=close_at, end__gt=open_at))
     now = timezone.now()

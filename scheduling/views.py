@@ -24,6 +24,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from audit.services import audit_record
 from registration.forms import apply_service_errors, translated
+from registration.models import Patient, PregnancyStatus
 from registration.selectors import patient_list
 from ris.errors import ApplicationError, InvalidTransition
 from ris.permissions import role_required
@@ -110,11 +111,17 @@ def booking_context(
         duration = int((exclude_step.end - exclude_step.start).total_seconds() // 60)
     slots = []
     if station is not None and (procedure_type is not None or exclude_step is not None):
-        slots = station_day_slots(station=station, day=day, duration_minutes=duration)
-        if exclude_step is not None:
-            # The procedure's own current slot is where it is now, not a choice.
+        slots = station_day_slots(
+            station=station,
+            day=day,
+            duration_minutes=duration,
+            exclude_step_id=exclude_step.pk if exclude_step is not None else None,
+        )
+        if exclude_step is not None and exclude_step.station_id == station.pk:
+            # Where the procedure starts now: shown, not offered (moving there changes nothing).
+            # The rest of its current time is free to move into, as the service allows.
             for slot in slots:
-                if slot.step is not None and slot.step.pk == exclude_step.pk:
+                if slot.start == exclude_step.start:
                     slot.state = "current"
     for slot in slots:
         slot.value = slot_value(slot.start)
@@ -212,8 +219,21 @@ def order_create_view(request, patient_pk: int):
     return render(
         request,
         "scheduling/order_form.html",
-        {"form": form, "patient": patient, **booking},
+        {"form": form, "patient": patient, "pregnancy_check": _pregnancy_not_ruled_out(patient), **booking},
     )
+
+
+def _pregnancy_not_ruled_out(patient: Patient) -> bool:
+    """A woman of child-bearing age whose record does not say "not pregnant" (radiation safety)."""
+    if patient.sex != "F" or not patient.birth_date:
+        return False
+    today = timezone.localdate()
+    age = (
+        today.year
+        - patient.birth_date.year
+        - ((today.month, today.day) < (patient.birth_date.month, patient.birth_date.day))
+    )
+    return 12 <= age <= 55 and patient.pregnancy_status != PregnancyStatus.NOT_PREGNANT
 
 
 @require_GET

@@ -580,3 +580,46 @@ def test_board_patient_and_search_queries_are_constant(desk, ct, wang):
     assert many == one
     search = reverse("registration:patient_search")
     assert _count_queries(desk, search, {"q": "wang"}) <= 12
+
+
+def test_reschedule_offers_overlap_with_own_booking(desk, wang):
+    station = StationFactory(ae_title="CTUI2", modality="CT")
+    long = ProcedureTypeFactory(code_value="CTUI30", modality="CT", duration_minutes=30)
+    old = next_slot(0)
+    proc = make_order(patient=wang, station=station, procedure_type=long, start=old).procedures.get()
+    make_order(station=station, procedure_type=long, start=old + timedelta(minutes=45))
+    url = reverse("scheduling:procedure_reschedule", args=[proc.pk])
+    slots = {s.value: s.state for s in desk.get(url).context["slots"]}
+    assert slots[slot_value(old)] == "current"
+    assert slots[slot_value(old + timedelta(minutes=15))] == "free"  # 15 min later still fits (its own time)
+    assert slots[slot_value(old - timedelta(minutes=15))] == "free"
+    assert slots[slot_value(old + timedelta(minutes=30))] == "short"  # would run into the next booking
+    resp = desk.post(
+        url,
+        {
+            "reason": "Patient late",
+            "station": station.pk,
+            "day": old.date().isoformat(),
+            "start": slot_value(old + timedelta(minutes=15)),
+        },
+    )
+    assert resp.status_code == 302
+    assert proc.steps.get().start == old + timedelta(minutes=15)
+
+
+def test_order_form_asks_about_pregnancy_and_shows_preparation(desk, ct):
+    station, _ptype = ct
+    prep = ProcedureTypeFactory(code_value="CTUIC", modality="CT", preparation="Fasting 4 h")
+    young = PatientFactory(sex="F", birth_date=date(timezone.localdate().year - 30, 1, 1))
+    older = PatientFactory(sex="F", birth_date=date(1940, 1, 1))
+    checked = PatientFactory(
+        sex="F", birth_date=date(timezone.localdate().year - 30, 1, 1), pregnancy_status=1
+    )
+    url = lambda p: reverse("scheduling:order_create", args=[p.pk])  # noqa: E731
+    assert 'data-testid="pregnancy-check"' in desk.get(url(young)).content.decode()
+    assert 'data-testid="pregnancy-check"' not in desk.get(url(older)).content.decode()
+    assert 'data-testid="pregnancy-check"' not in desk.get(url(checked)).content.decode()
+    html = desk.get(
+        reverse("scheduling:slots"), {"procedure_type": prep.pk, "station": station.pk}
+    ).content.decode()
+    assert "Fasting 4 h" in html
