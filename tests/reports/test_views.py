@@ -492,3 +492,32 @@ def test_worklist_date_range(client_for, make_exam):
     )
     assert old.order.accession_number in body.content.decode()
     assert new.order.accession_number not in body.content.decode()
+
+
+def test_open_next_claims_the_most_urgent_free_exam(client_for, make_exam, users):
+    from tests.factories import UserFactory
+
+    routine = make_exam(priority="ROUTINE")
+    stat_taken = make_exam(priority="STAT")
+    high = make_exam(priority="HIGH")
+    other = UserFactory(role="radiologist")
+    services.report_claim(procedure=stat_taken, actor=other)  # someone else is on the STAT one
+    c = client_for("radiologist")
+    resp = c.post(reverse("reports:claim_next"))
+    report = Report.objects.get(requested_procedure=high)
+    assert resp.status_code == 302 and resp.url == reverse("reports:edit", args=[report.pk])
+    assert report.locked_by == users["radiologist"]
+    # With the modality filter of the worklist carried along, and nothing left: back to the list.
+    resp = c.post(reverse("reports:claim_next"), {"modality": "MR"})
+    assert resp.url == reverse("reports:reading_worklist")
+    assert not Report.objects.filter(requested_procedure=routine).exists()
+
+
+def test_returned_to_me_filter(client_for, make_report, users):
+    report = make_report("preliminary")
+    services.report_return(report=report, actor=users["reviewer"], comment="Compare with prior.")
+    c = client_for("radiologist")
+    resp = c.get(reverse("reports:reading_worklist"), {"quick": "returned"})
+    assert resp.context["counts"]["returned"] == 1 and resp.context["counts"]["my_drafts"] == 0
+    assert [p.pk for p in resp.context["rows"]] == [report.requested_procedure_id]
+    assert "Compare with prior." in resp.content.decode()
