@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import io
-import shutil
-import subprocess
 import warnings
 from pathlib import Path
 
@@ -23,26 +21,6 @@ from worklist.importer import entry_from_dataset, import_worklist_file, import_w
 from worklist.models import ScheduledStationAlternate
 
 pytestmark = pytest.mark.django_db
-
-DCMTK_EXAMPLES = Path("/usr/share/doc/dcmtk/examples/wlistdb/OFFIS")
-
-
-@pytest.fixture(scope="session")
-def dcmtk_worklists(tmp_path_factory) -> Path:
-    """DCMTK's example worklist database, converted from its .dump files with dump2dcm."""
-    dumps = sorted(DCMTK_EXAMPLES.glob("*.dump"))
-    if not dumps or shutil.which("dump2dcm") is None:
-        pytest.fail("DCMTK example worklists / dump2dcm missing (apt package dcmtk; make test installs it)")
-    out = tmp_path_factory.mktemp("wlistdb")
-    for dump in dumps:
-        subprocess.run(
-            ["dump2dcm", "-q", str(dump), str(out / f"{dump.stem}.wl")],
-            check=True,
-            capture_output=True,
-            timeout=30,
-        )
-    (out / "lockfile").touch()
-    return out
 
 
 def wl_file(path: Path, **overrides) -> Path:
