@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
@@ -113,6 +114,7 @@ def reading_worklist(request):
         "base_query": params.urlencode(),
         "now": timezone.now(),
         "can_write": can_write,
+        "refresh_seconds": max(2, int(getattr(settings, "RIS_READING_WORKLIST_REFRESH_SECONDS", 30))),
     }
     template = "reports/_worklist_rows.html" if request.htmx else "reports/reading_worklist.html"
     return render(request, template, ctx)

@@ -251,6 +251,7 @@ LOGGING = {
 # or Weasis "weasis://$dicom:rs --url http://pacs/dicom-web -r studyUID={study_instance_uid}"; empty = no link.
 RIS_VIEWER_URL_TEMPLATE = env("RIS_VIEWER_URL_TEMPLATE", default="")
 RIS_REPORT_LOCK_MINUTES = env.int("RIS_REPORT_LOCK_MINUTES", default=30)
+RIS_READING_WORKLIST_REFRESH_SECONDS = env.int("RIS_READING_WORKLIST_REFRESH_SECONDS", default=30)
 # Minutes from flagging a critical result to notifying the clinician, per ACR category.
 RIS_CRITICAL_RESULT_TARGETS = {
     "1": env.int("RIS_CRITICAL_CAT1_MINUTES", default=60),

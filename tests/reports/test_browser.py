@@ -97,3 +97,21 @@ def test_read_write_submit_sign_release_addendum(page_for, make_exam, users):
     assert rp.locator('[data-testid="report-status"]').inner_text() == "Amended"
     report.refresh_from_db()
     assert report.status == "amended" and report.signatures.count() == 2
+
+
+@pytest.mark.browser
+def test_reading_worklist_refreshes_itself(page_for, make_exam, settings):
+    settings.RIS_READING_WORKLIST_REFRESH_SECONDS = 2
+    first = make_exam()
+    page = page_for("radiologist")
+    page.goto(f"{page.base_url}/reading/")
+    assert page.locator('[data-testid="wl-row"]').count() == 1
+    page.evaluate("window.__marker = 1")  # survives only if the page is not reloaded
+    stat = make_exam(priority="STAT")
+    page.wait_for_selector(
+        f'[data-testid="wl-row"][data-accession="{stat.order.accession_number}"]', timeout=10_000
+    )
+    rows = page.locator('[data-testid="wl-row"]')
+    assert rows.first.get_attribute("data-accession") == stat.order.accession_number
+    assert rows.nth(1).get_attribute("data-accession") == first.order.accession_number
+    assert page.evaluate("window.__marker") == 1
