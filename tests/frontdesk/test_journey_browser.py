@@ -152,3 +152,26 @@ def _soon():
     if start.date() != timezone.localdate():
         pytest.skip("too close to midnight for a booking today")
     return start
+
+
+def test_double_click_registers_once(page_for):
+    from playwright.sync_api import expect
+
+    page = page_for("front_desk")
+    page.goto(page.base_url + "/patients/new/")
+    page.locator("#id_chinese_name").fill("张三")
+    page.locator("#id_family_name").fill("Zhang")
+    page.locator("#id_given_name").fill("San")
+    page.locator("#id_birth_date").fill("1970-05-06")
+    page.locator("input[name=sex][value=M]").check()
+    # A double click fires two submit events: the second one must be cancelled.
+    fired = page.evaluate(
+        """() => { const f = document.querySelector('[data-testid=patient-form]');
+                   const first = f.dispatchEvent(new Event('submit', {cancelable: true, bubbles: true}));
+                   const second = f.dispatchEvent(new Event('submit', {cancelable: true, bubbles: true}));
+                   if (first) { f.submit(); }
+                   return [first, second]; }"""
+    )
+    assert fired == [True, False]
+    expect(page).to_have_url(re.compile(r"/patients/\d+/$"))
+    assert Patient.objects.filter(ideographic_family="张", ideographic_given="三").count() == 1
