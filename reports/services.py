@@ -678,15 +678,18 @@ def report_add_addendum(*, report, actor, text: str, password: str | None, reque
     _check_password(actor=actor, password=password, report=report, request=request, action="report.addendum")
     now = timezone.now()
     with transaction.atomic():
-        report = Report.objects.select_related(
-            "requested_procedure__order", "requested_procedure__procedure_type"
-        ).get(pk=report.pk)
+        # Addenda by two signers at once are both kept, one after the other: the row lock
+        # serialises the numbering (and the search text that includes every addendum).
+        report = (
+            Report.objects.select_for_update(of=("self",))
+            .select_related("requested_procedure__order", "requested_procedure__procedure_type")
+            .get(pk=report.pk)
+        )
         existing = list(
             Addendum.objects.filter(report=report).order_by("number").values_list("text", flat=True)
         )
         number = len(existing) + 1
-        revision = report.revision
-        if not Report.objects.filter(pk=report.pk, status__in=SIGNED_STATUSES, revision=revision).update(
+        if not Report.objects.filter(pk=report.pk, status__in=SIGNED_STATUSES).update(
             status=S.AMENDED,
             amended_at=now,
             search_text=_search_text(report, report.findings, report.impression, [*existing, text]),

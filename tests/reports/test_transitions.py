@@ -307,3 +307,45 @@ def test_two_reviewers_sign_at_once_exactly_one_wins(make_report, users):
     assert ReportVersion.objects.filter(report=report, kind="final").count() == 1
     assert ReportEvent.objects.filter(report=report, action="signed").count() == 1
     assert Report.objects.get(pk=report.pk).status == "final"
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.postgres
+def test_two_addenda_at_once_are_both_kept_in_order(make_report, users):
+    if connection.vendor != "postgresql":
+        pytest.skip("needs PostgreSQL")
+    from tests.factories import UserFactory
+
+    second = UserFactory(role="reviewer")
+    report = make_report("final")
+    barrier = threading.Barrier(2)
+    errors: list[Exception] = []
+
+    def worker(user, text):
+        from django.db import connections
+
+        try:
+            barrier.wait()
+            services.report_add_addendum(report=report.pk, actor=user, text=text, password=PASSWORD)
+        except Exception as exc:
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    threads = [
+        threading.Thread(target=worker, args=(users["reviewer"], "first")),
+        threading.Thread(target=worker, args=(second, "second")),
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    addenda = list(Addendum.objects.filter(report=report).order_by("number"))
+    assert [a.number for a in addenda] == [1, 2]
+    assert {a.text for a in addenda} == {"first", "second"}
+    report.refresh_from_db()
+    assert "first" in report.search_text and "second" in report.search_text
+    assert all(
+        services.signature_verify(s) for s in Signature.objects.filter(report=report, addendum__isnull=False)
+    )
