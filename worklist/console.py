@@ -91,8 +91,19 @@ def exam_get(pk: int) -> RequestedProcedure | None:
 def exam_version(proc: RequestedProcedure) -> str:
     mpps = PerformedProcedureStep.objects.filter(procedures=proc).values_list("pk", "status", "updated_at")
     current = RequestedProcedure.objects.filter(pk=proc.pk).values_list("status", "updated_at").first()
+    images = None
+    try:
+        from imaging.models import Series
+
+        images = list(
+            Series.objects.filter(study__requested_procedure=proc)
+            .order_by("pk")
+            .values_list("pk", "num_instances", "qc_flagged")
+        )
+    except ImportError:  # pragma: no cover
+        pass
     digest = hashlib.sha1(usedforsecurity=False)
-    digest.update(repr((current, list(mpps.order_by("pk")))).encode())
+    digest.update(repr((current, list(mpps.order_by("pk")), images)).encode())
     return digest.hexdigest()[:16]
 
 
@@ -103,3 +114,77 @@ def materials(kind: str) -> list[tuple[str, str]]:
     except ImportError:  # pragma: no cover
         return []
     return list(MaterialItem.objects.filter(kind=kind, active=True).values_list("code", "name"))
+
+
+@dataclass
+class SeriesCheck:
+    series_uid: str
+    description: str
+    reported: int | None  # images the modality said it made (MPPS), None if not in any MPPS
+    received: int | None  # instances the archive holds, None if the series never arrived
+
+    @property
+    def ok(self) -> bool:
+        return self.reported is not None and self.received == self.reported
+
+
+@dataclass
+class ImageCheck:
+    series: list[SeriesCheck]
+    reported: int
+    received: int
+
+    @property
+    def complete(self) -> bool:
+        return bool(self.series) and all(s.ok for s in self.series)
+
+
+def image_check(proc: RequestedProcedure, mpps_list: list[PerformedProcedureStep]) -> ImageCheck | None:
+    """Images reported by the modality (MPPS Performed Series) against images received.
+
+    Returns None when neither side knows anything yet. Two queries at most.
+    """
+    reported: dict[str, tuple[str, int]] = {}
+    for mpps in mpps_list:
+        for item in mpps.performed_series or []:
+            uid = item.get("series_uid")
+            if uid:
+                reported[uid] = (item.get("description", ""), int(item.get("images") or 0))
+    try:
+        from imaging.models import Series
+    except ImportError:  # pragma: no cover - imaging is optional for the console
+        Series = None
+    received: dict[str, tuple[str, int]] = {}
+    if Series is not None:
+        rows = Series.objects.filter(study__requested_procedure=proc) | Series.objects.filter(
+            series_instance_uid__in=list(reported)
+        )
+        for uid, desc, count in rows.values_list("series_instance_uid", "description", "num_instances"):
+            received[uid] = (desc, count)
+    if not reported and not received:
+        return None
+    series = []
+    for uid in list(reported) + [u for u in received if u not in reported]:
+        desc = (reported.get(uid) or received.get(uid) or ("", 0))[0]
+        series.append(
+            SeriesCheck(
+                series_uid=uid,
+                description=desc,
+                reported=reported[uid][1] if uid in reported else None,
+                received=received[uid][1] if uid in received else None,
+            )
+        )
+    return ImageCheck(
+        series=series,
+        reported=sum(v[1] for v in reported.values()),
+        received=sum(v[1] for v in received.values()),
+    )
+
+
+def qc_flags(procedure_ids: list[int]) -> dict[int, list[str]]:
+    """Image QC flags per procedure from the imaging app (one query; empty without it)."""
+    try:
+        from imaging.selectors import qc_flags_for_procedures
+    except ImportError:  # pragma: no cover
+        return {}
+    return qc_flags_for_procedures(procedure_ids)

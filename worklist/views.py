@@ -18,7 +18,15 @@ from scheduling.models import ProcedureStatus
 from scheduling.services import allowed_actions
 
 from . import services
-from .console import ConsoleFilter, console_columns, console_version, exam_get, exam_version
+from .console import (
+    ConsoleFilter,
+    console_columns,
+    console_version,
+    exam_get,
+    exam_version,
+    image_check,
+    qc_flags,
+)
 from .forms import ConsoleFilterForm, DiscontinueForm, ExamNoteForm
 
 
@@ -66,6 +74,10 @@ def _query(f: ConsoleFilter) -> str:
 
 def _board_context(f: ConsoleFilter) -> dict:
     columns = console_columns(f)
+    flags = qc_flags([s.requested_procedure_id for _key, steps in columns for s in steps])
+    for _key, steps in columns:
+        for step in steps:
+            step.qc_flags = flags.get(step.requested_procedure_id, [])
     return {
         "columns": [(key, COLUMN_LABELS[key], steps) for key, steps in columns],
         "version": console_version(f),
@@ -128,11 +140,14 @@ def _exam_or_404(pk: int):
 
 def _exam_context(request, proc) -> dict:
     actions = [a for a in allowed_actions(proc.status) if a in CONSOLE_ACTIONS]
+    mpps_list = list(proc.performed_steps.all())
     return {
         "proc": proc,
         "patient": proc.order.patient,
         "steps": list(proc.steps.all()),
-        "mpps_list": list(proc.performed_steps.all()),
+        "mpps_list": mpps_list,
+        "image_check": image_check(proc, mpps_list),
+        "qc_flags": qc_flags([proc.pk]).get(proc.pk, []),
         "notes": list(proc.exam_notes.all()),
         "events": list(proc.events.all()),
         "actions": actions,

@@ -250,3 +250,34 @@ def test_console_in_chinese(client_for, exam, settings):
     c.cookies[settings.LANGUAGE_COOKIE_NAME] = "zh-hans"
     body = c.get(reverse("worklist:console")).content.decode()
     assert "技师工作台" in body and "未匹配的 MPPS" in body
+
+
+def test_image_count_check_compares_mpps_with_received(client_for, exam):
+    imaging = pytest.importorskip("imaging.models")
+    from .mpps_data import n_set_final
+
+    mpps = services.mpps_create(attributes=n_create(for_procedure(exam)), calling_ae="CT1")
+    services.mpps_update(
+        sop_instance_uid=mpps.sop_instance_uid, modifications=n_set_final(series=(3,)), calling_ae="CT1"
+    )
+    series_uid = _series_uid(mpps)
+    c = client_for("technologist")
+    url = reverse("worklist:exam", args=[exam.pk])
+    body = c.get(url).content.decode()
+    assert "0 received / 3 reported" in body and "not received" in body
+
+    study = imaging.Study.objects.create(study_instance_uid=exam.study_instance_uid, requested_procedure=exam)
+    series = imaging.Series.objects.create(study=study, series_instance_uid=series_uid, num_instances=2)
+    version = c.get(url).context["version"]
+    assert "2 received / 3 reported" in c.get(url).content.decode()
+    imaging.Series.objects.filter(pk=series.pk).update(num_instances=3)
+    # The polled status block changes when the last image arrives.
+    response = c.get(reverse("worklist:exam_status", args=[exam.pk]), {"v": version})
+    assert response.status_code == 200
+    assert response.context["image_check"].complete
+    assert "3 received / 3 reported" in response.content.decode()
+
+
+def _series_uid(mpps):
+    mpps.refresh_from_db()
+    return mpps.performed_series[0]["series_uid"]
