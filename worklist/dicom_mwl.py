@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import time
+from functools import partial
 
 from django.db import close_old_connections
 from pydicom.dataset import Dataset
@@ -92,13 +93,19 @@ def handle_find(event):
             return
 
         result = mwl_query(query=query, calling_station=station)
-        _audit(
+        audit = partial(
+            _audit,
             calling_ae=calling_ae,
             address=address,
             matches=len(result.rows),
             truncated=result.truncated,
             keys=sorted({c.field for c in query.criteria}),
         )
+        defer = getattr(event.assoc, "ris_defer", None)
+        if callable(defer):
+            defer(audit)  # written when the association ends, without delaying the responses
+        else:
+            audit()
         transfer_syntax = event.context.transfer_syntax
         encoder = ResponseEncoder(
             query,

@@ -362,7 +362,7 @@ def parse_identifier(ds: Dataset) -> MWLQuery:
         raise IdentifierError("no identifier")
     query = MWLQuery()
     try:
-        charset = ds.get("SpecificCharacterSet")
+        charset = ds.get(SPECIFIC_CHARACTER_SET)
         query.character_set = tuple(_raw_values(charset)) if charset is not None else ()
         _parse_level(ds, TOP_KEYS, query, query.returns)
     except IdentifierError:

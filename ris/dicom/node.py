@@ -53,6 +53,24 @@ def build_ssl_context(*, cert: str, key: str, ca: str) -> ssl.SSLContext:
     return context
 
 
+def enable_db_pool(*, max_size: int) -> bool:
+    """Pool PostgreSQL connections across association threads (psycopg_pool via Django).
+
+    Every association runs in a new thread; without a pool each one opens a PostgreSQL
+    backend (~5-20 ms) whose catalog caches are cold, so planning the worklist query costs
+    ~6 ms instead of ~0.7 ms. Only the DICOM node process turns this on.
+    """
+    from django.db import connections
+
+    config = connections.settings["default"]
+    if not config["ENGINE"].endswith("postgresql"):
+        return False
+    options = config.setdefault("OPTIONS", {})
+    if not options.get("pool"):
+        options["pool"] = {"min_size": 2, "max_size": max_size, "timeout": 10}
+    return True
+
+
 @dataclass
 class ServiceModule:
     name: str

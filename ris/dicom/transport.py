@@ -20,7 +20,6 @@ import contextlib
 import logging
 import socket
 import ssl
-from copy import deepcopy
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, cast
 
@@ -107,7 +106,16 @@ class RISAssociation(Association):
     ris_abort_reason: str = ""
     ris_abort_detail: dict | None = None
 
+    def ris_defer(self, func) -> None:
+        """Run ``func`` once the association has ended (after the peer got its last PDU).
+
+        Handlers use it for bookkeeping that need not delay the peer, e.g. the audit event of a
+        worklist query, which would otherwise hold back the final C-FIND response by a commit.
+        """
+        self._ris_deferred.append(func)
+
     def run_reactor(self) -> None:
+        self._ris_deferred: list = []
         close_old_connections()
         try:
             if self._tls_handshake():
@@ -115,9 +123,18 @@ class RISAssociation(Association):
         finally:
             try:
                 self._audit_abort()
+                self._run_deferred()
             finally:
-                # The thread ends with the association: close its connection for good.
+                # The thread ends with the association: close (or return to the pool) its connection.
                 connections.close_all()
+
+    def _run_deferred(self) -> None:
+        for func in self._ris_deferred:
+            try:
+                func()
+            except Exception:
+                logger.exception("deferred association work failed")
+        self._ris_deferred.clear()
 
     def _serve_request(self, msg, context_id: int) -> None:
         # C-FIND goes through the node's FastFindServiceClass (pre-encoded identifiers, one
@@ -196,7 +213,9 @@ class RISRequestHandler(RequestHandler):
         assoc.acceptor.address_info = self.local
         assoc.acceptor.implementation_class_uid = self.ae.implementation_class_uid
         assoc.acceptor.implementation_version_name = self.ae.implementation_version_name
-        assoc.acceptor.supported_contexts = deepcopy(server.contexts)
+        # pynetdicom deep-copies the supported contexts per association: with every storage
+        # SOP class x transfer syntax that is ~40 ms. Negotiation only reads them; share one list.
+        assoc.acceptor.supported_contexts = server.contexts
         assoc.requestor.address_info = self.remote
 
         for event, handlers in server._handlers.items():

@@ -11,6 +11,7 @@ import logging
 from django.conf import settings
 
 from ris.dicom import DicomNode
+from ris.dicom.node import enable_db_pool
 from ris.servercommand import ServerCommand
 
 logger = logging.getLogger("ris.dicom")
@@ -24,10 +25,17 @@ class Command(ServerCommand):
         parser.add_argument("--ae-title", default=None, help=f"default {settings.RIS_DICOM_AE_TITLE}")
         parser.add_argument("--bind", default=None, help=f"default {settings.RIS_DICOM_BIND_ADDRESS}")
         parser.add_argument("--port", type=int, default=None, help=f"default {settings.RIS_DICOM_PORT}")
-        parser.add_argument("--grace", type=float, default=5.0, help="seconds running associations get at shutdown")
+        parser.add_argument(
+            "--grace", type=float, default=5.0, help="seconds running associations get at shutdown"
+        )
+        parser.add_argument(
+            "--no-db-pool", action="store_true", help="open a database connection per association instead"
+        )
 
     def serve(self, **options):
         self.grace = options["grace"]
+        if not options["no_db_pool"]:
+            enable_db_pool(max_size=settings.RIS_DICOM_MAX_ASSOCIATIONS + 4)
         self.node = DicomNode(
             ae_title=options["ae_title"] or "",
             host=options["bind"] or "",
