@@ -13,13 +13,14 @@ from datetime import date, timedelta
 
 from django.conf import settings
 from django.contrib import messages
-from django.db.models import Count, Max
+from django.db.models import Count, Max, Prefetch
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from audit.services import audit_record
@@ -39,7 +40,15 @@ from .forms import (
     RescheduleForm,
     slot_value,
 )
-from .models import Modality, Order, ProcedureStatus, ProcedureType, RequestedProcedure, Station
+from .models import (
+    Modality,
+    Order,
+    ProcedureEvent,
+    ProcedureStatus,
+    ProcedureType,
+    RequestedProcedure,
+    Station,
+)
 from .selectors import board_for_day, day_bounds, procedure_list_for, station_day_slots
 from .services import (
     allowed_actions,
@@ -55,6 +64,18 @@ logger = logging.getLogger(__name__)
 
 def board_poll_seconds() -> int:
     return int(getattr(settings, "RIS_BOARD_POLL_SECONDS", 10))
+
+
+EVENT_LABELS = {
+    "order": gettext_lazy("Ordered"),
+    "arrive": gettext_lazy("Checked in"),
+    "start": gettext_lazy("Started"),
+    "complete": gettext_lazy("Completed"),
+    "discontinue": gettext_lazy("Discontinued"),
+    "cancel": gettext_lazy("Cancelled"),
+    "reschedule": gettext_lazy("Rescheduled"),
+    "images_available": gettext_lazy("Images available"),
+}
 
 
 def _parse_day(value, default: date | None = None) -> date:
@@ -240,11 +261,21 @@ def _pregnancy_not_ruled_out(patient: Patient) -> bool:
 @role_required("order.view")
 def order_detail_view(request, pk: int):
     order = get_object_or_404(Order.objects.select_related("patient", "created_by"), pk=pk)
-    procedures = list(procedure_list_for(request.user).filter(order=order))
+    procedures = list(
+        procedure_list_for(request.user)
+        .filter(order=order)
+        .prefetch_related(Prefetch("events", queryset=ProcedureEvent.objects.select_related("actor")))
+    )
     if not procedures:
         # Out of the user's object scope.
         return HttpResponse(status=404)
+    statuses = dict(ProcedureStatus.choices)
     for proc in procedures:
+        proc.history = list(proc.events.all())
+        for ev in proc.history:
+            ev.action_label = EVENT_LABELS.get(ev.action, ev.action)
+            ev.from_label = statuses.get(ev.from_status, ev.from_status)
+            ev.to_label = statuses.get(ev.to_status, ev.to_status)
         proc.step_list = list(proc.steps.all())
         proc.actions = [
             a for a in allowed_actions(proc.status) if has_permission(request.user, f"procedure.{a}")

@@ -623,3 +623,34 @@ def test_order_form_asks_about_pregnancy_and_shows_preparation(desk, ct):
         reverse("scheduling:slots"), {"procedure_type": prep.pk, "station": station.pk}
     ).content.decode()
     assert "Fasting 4 h" in html
+
+
+def test_order_page_shows_history_with_reasons(desk, ct, wang):
+    station, ptype = ct
+    order = make_order(patient=wang, station=station, procedure_type=ptype)
+    desk.post(
+        reverse("scheduling:procedure_cancel", args=[order.procedures.get().pk]),
+        {"reason": "Patient request"},
+    )
+    html = desk.get(reverse("scheduling:order_detail", args=[order.pk])).content.decode()
+    assert 'data-testid="history"' in html
+    assert "Patient request" in html and "Cancelled" in html and "Ordered" in html
+
+
+def test_board_flags_overdue_and_shows_waiting_time(desk, ct, wang):
+    station, ptype = ct
+    now = timezone.localtime().replace(second=0, microsecond=0)
+    start = now - timedelta(minutes=now.minute % 15) - timedelta(minutes=30)
+    if start.date() != now.date():
+        pytest.skip("too close to midnight")
+    late = make_order(patient=wang, station=station, procedure_type=ptype, start=start).procedures.get()
+    waiting = make_order(
+        station=station, procedure_type=ptype, start=start + timedelta(minutes=15)
+    ).procedures.get()
+    desk.post(reverse("scheduling:procedure_arrive", args=[waiting.pk]))
+    resp = desk.get(reverse("scheduling:board"))
+    columns = {key: procs for key, _label, procs in resp.context["columns"]}
+    assert [p.pk for p in columns["scheduled"]] == [late.pk]
+    html = resp.content.decode()
+    assert html.count('data-testid="overdue"') == 1
+    assert "waiting" in html
