@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from reports.models import Report, ReportRelease, ReportTemplate
+from reports.models import Report, ReportRelease, ReportSnippet, ReportTemplate
 
 from .conftest import PASSWORD
 
@@ -33,6 +33,7 @@ def test_read_write_submit_sign_release_addendum(page_for, make_exam, users):
         findings="双肺纹理清晰，未见异常密度影。",
         impression="胸部CT未见明显异常。",
     )
+    ReportSnippet.objects.create(label="No pneumothorax", section="findings", text=" No pneumothorax.")
     acc = stat.order.accession_number
 
     # --- radiologist
@@ -52,10 +53,20 @@ def test_read_write_submit_sign_release_addendum(page_for, make_exam, users):
     page.click('[data-testid="apply-template"]')
     assert page.input_value("#id_findings") == "双肺纹理清晰，未见异常密度影。"
     page.fill("#id_findings", "右肺上叶见一肺结节，直径约6mm。")
+    page.click("#id_findings")
+    page.keyboard.press("End")
+    page.click('.snippet:has-text("No pneumothorax")')
+    assert page.input_value("#id_findings") == "右肺上叶见一肺结节，直径约6mm。 No pneumothorax."
     # Autosave kicks in after a pause in typing.
     page.wait_for_selector('[data-testid="autosave-status"]:has-text("Saved")', timeout=10_000)
     report = Report.objects.get(requested_procedure=stat)
-    assert report.findings == "右肺上叶见一肺结节，直径约6mm。"
+    expected = "右肺上叶见一肺结节，直径约6mm。 No pneumothorax."
+    for _ in range(50):  # the autosave of the last keystroke may still be on its way
+        report.refresh_from_db()
+        if report.findings == expected:
+            break
+        page.wait_for_timeout(200)
+    assert report.findings == expected
     page.keyboard.press("Control+Enter")  # keyboard submit
     page.wait_for_url(re.compile(r"/reading/"))
     report.refresh_from_db()

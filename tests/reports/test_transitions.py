@@ -349,3 +349,20 @@ def test_two_addenda_at_once_are_both_kept_in_order(make_report, users):
     assert all(
         services.signature_verify(s) for s in Signature.objects.filter(report=report, addendum__isnull=False)
     )
+
+
+@pytest.mark.django_db
+def test_the_most_specific_template_is_preloaded(make_exam):
+    from reports.models import ReportTemplate
+
+    exam = make_exam(modality="CT", body_part="CHEST")
+    generic = ReportTemplate.objects.create(name="CT any", modality="CT", findings="generic")
+    assert services.template_for(exam) == generic
+    chest = ReportTemplate.objects.create(name="CT chest", modality="CT", body_part="CHEST", findings="chest")
+    assert services.template_for(exam) == chest
+    ReportTemplate.objects.create(name="MR chest", modality="MR", body_part="CHEST", findings="mr")
+    exact = ReportTemplate.objects.create(name="exact", procedure_type=exam.procedure_type, findings="exact")
+    assert services.template_for(exam) == exact
+    exact.active = False
+    exact.save()
+    assert services.template_for(exam) == chest
