@@ -366,3 +366,26 @@ def test_the_most_specific_template_is_preloaded(make_exam):
     exact.active = False
     exact.save()
     assert services.template_for(exam) == chest
+
+
+@pytest.mark.django_db
+def test_transition_signal_is_sent_after_commit_only(make_report, users, django_capture_on_commit_callbacks):
+    from reports.signals import report_transitioned
+
+    seen = []
+
+    def receiver(**kwargs):
+        seen.append((kwargs["action"], kwargs["to_status"]))
+
+    report_transitioned.connect(receiver)
+    try:
+        report = make_report("preliminary")
+        seen.clear()
+        with django_capture_on_commit_callbacks(execute=False) as callbacks:
+            services.report_sign(report=report, actor=users["reviewer"], password=PASSWORD)
+        assert seen == []
+        for cb in callbacks:
+            cb()
+        assert seen == [("signed", "final")]
+    finally:
+        report_transitioned.disconnect(receiver)

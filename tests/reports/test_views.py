@@ -521,3 +521,16 @@ def test_returned_to_me_filter(client_for, make_report, users):
     assert resp.context["counts"]["returned"] == 1 and resp.context["counts"]["my_drafts"] == 0
     assert [p.pk for p in resp.context["rows"]] == [report.requested_procedure_id]
     assert "Compare with prior." in resp.content.decode()
+
+
+def test_review_queue_has_no_n_plus_one(client_for, make_report):
+    make_report("preliminary")
+    c = client_for("reviewer")
+    with CaptureQueriesContext(connection) as one:
+        c.get(reverse("reports:review_queue"))
+    for _ in range(3):
+        make_report("preliminary")
+    with CaptureQueriesContext(connection) as four:
+        resp = c.get(reverse("reports:review_queue"))
+    assert len(resp.context["reports"]) == 4
+    assert len(four.captured_queries) == len(one.captured_queries)
