@@ -1,5 +1,34 @@
-from django.urls import path  # noqa: F401
+from django.urls import path
+
+from . import dicomweb, views
 
 app_name = "imaging"
 
-urlpatterns: list = []
+urlpatterns = [
+    path("imaging/reconciliation/", views.reconciliation, name="reconciliation"),
+    path("imaging/reconciliation/<int:pk>/", views.reconciliation_item, name="reconciliation_item"),
+    path("imaging/studies/", views.study_list, name="study_list"),
+    path("imaging/studies/<int:pk>/", views.study_detail, name="study_detail"),
+    path("imaging/studies/<int:pk>/unlink/", views.study_unlink, name="study_unlink"),
+    path("imaging/conflicts/<int:pk>/resolve/", views.conflict_resolve, name="conflict_resolve"),
+    path("imaging/instances/<int:pk>/thumbnail.jpg", views.thumbnail, name="thumbnail"),
+    # DICOMweb (PS3.18): WADO-URI, WADO-RS, STOW-RS.
+    path("wado", dicomweb.WadoUriView.as_view(), name="wado"),
+    path("dicomweb/studies", dicomweb.WadoRsView.as_view(), name="stow"),
+    path("dicomweb/studies/<str:study_uid>", dicomweb.WadoRsView.as_view(), name="wado_rs_study"),
+    path(
+        "dicomweb/studies/<str:study_uid>/series/<str:series_uid>",
+        dicomweb.WadoRsView.as_view(),
+        name="wado_rs_series",
+    ),
+    path(
+        "dicomweb/studies/<str:study_uid>/series/<str:series_uid>/instances/<str:instance_uid>",
+        dicomweb.WadoRsView.as_view(),
+        name="wado_rs_instance",
+    ),
+    path(
+        "dicomweb/studies/<str:study_uid>/series/<str:series_uid>/instances/<str:instance_uid>/rendered",
+        dicomweb.RenderedView.as_view(),
+        name="wado_rs_rendered",
+    ),
+]

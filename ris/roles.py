@@ -58,6 +58,10 @@ PERMISSIONS: dict[str, set[str]] = {
     "worklist.import": set(),  # file-worklist migration: administrators only
     "imaging.view": {R.TECHNOLOGIST, R.RADIOLOGIST, R.REVIEWER, R.DEPT_HEAD},
     "imaging.reconcile": {R.TECHNOLOGIST, R.DEPT_HEAD},
+    # Merge a temporary/trauma registration from the reconciliation workbench (IHE PIR).
+    "imaging.merge": {R.DEPT_HEAD},
+    # Send objects over STOW-RS (modalities and gateways use DIMSE; this is for importers).
+    "imaging.store": {R.TECHNOLOGIST},
     "report.view": {R.RADIOLOGIST, R.REVIEWER, R.DEPT_HEAD, R.FRONT_DESK},
     "report.write": {R.RADIOLOGIST, R.REVIEWER},
     "report.sign": {R.REVIEWER},
