@@ -126,3 +126,90 @@ def test_reading_worklist_refreshes_itself(page_for, make_exam, settings):
     assert rows.first.get_attribute("data-accession") == stat.order.accession_number
     assert rows.nth(1).get_attribute("data-accession") == first.order.accession_number
     assert page.evaluate("window.__marker") == 1
+
+
+@pytest.mark.browser
+def test_return_critical_search_and_peer_review_pages(page_for, make_report, users):
+    import random
+
+    from reports import services
+    from reports.models import CriticalResult, PeerReview
+    from tests.factories import UserFactory
+
+    # Review returns a report; the author sees the comment (in Chinese UI).
+    prelim = make_report("preliminary", findings="右下肺见斑片影。", impression="肺炎可能。")
+    rp = page_for("reviewer", language="zh-hans")
+    rp.goto(f"{rp.base_url}/reports/{prelim.pk}/review/")
+    rp.fill('[data-testid="return-form"] textarea', "请补充与既往片比较")
+    rp.click('[data-testid="return"]')
+    rp.wait_for_url(re.compile(r"/review/$"))
+    assert "已退回报告医师" in rp.locator(".messages").inner_text()
+    rad = page_for("radiologist", language="zh-hans")
+    rad.goto(f"{rad.base_url}/reading/?quick=returned")
+    assert rad.locator('[data-testid="wl-row"]').count() == 1
+    rad.locator('[data-testid="claim"]').click()
+    assert "请补充与既往片比较" in rad.locator('[data-testid="return-comment"]').inner_text()
+
+    # Critical result: flag on the editor, then notify and acknowledge on the list.
+    rad.select_option('[data-testid="critical-form"] select', "1")
+    rad.fill('[data-testid="critical-form"] input[name="finding"]', "张力性气胸")
+    rad.click('[data-testid="critical-form"] button')
+    assert "张力性气胸" in rad.locator('[data-testid="critical-item"]').inner_text()
+    rad.goto(f"{rad.base_url}/critical/")
+    row = rad.locator('[data-testid="critical-list"] tbody tr').first
+    row.locator('input[name="recipient"]').fill("急诊科 王医生")
+    row.locator('select[name="method"]').select_option("phone")
+    row.locator('form[action$="/notify/"] button').click()
+    row = rad.locator('[data-testid="critical-list"] tbody tr').first
+    row.locator('input[name="acknowledged_by"]').fill("王医生")
+    row.locator('input[name="read_back"]').check()
+    row.locator('form[action$="/acknowledge/"] button').click()
+    rad.wait_for_selector("text=确认已登记")
+    critical = CriticalResult.objects.get(report=prelim)
+    assert critical.recipient == "急诊科 王医生" and critical.method == "phone"
+    assert critical.acknowledged_by == "王医生" and critical.read_back
+
+    # Search finds the Chinese term inside a sentence among signed reports only.
+    signed = make_report("final", findings="右肺上叶尖段见一肺结节，约8mm。", impression="肺结节。")
+    fd = page_for("front_desk")
+    fd.goto(f"{fd.base_url}/reports/search/")
+    fd.fill('input[name="q"]', "肺结节")
+    fd.press('input[name="q"]', "Enter")
+    results = fd.locator('[data-testid="search-results"]')
+    results.wait_for()
+    assert signed.requested_procedure.order.accession_number in results.inner_text()
+    assert prelim.requested_procedure.order.accession_number not in results.inner_text()
+
+    # Peer review: blinded scoring by a colleague, results for the department head.
+    peer = UserFactory(username="peer_reader", role="radiologist")
+    review = services.peer_review_sample(share=1.0, rng=random.Random(3))[0]
+    assert review.reviewer == peer
+    page = page_for("radiologist")
+    page.context.clear_cookies()
+    from django.conf import settings
+    from django.test import Client
+
+    client = Client()
+    client.force_login(peer)
+    page.context.add_cookies(
+        [
+            {
+                "name": settings.SESSION_COOKIE_NAME,
+                "value": client.cookies[settings.SESSION_COOKIE_NAME].value,
+                "url": page.base_url,
+            }
+        ]
+    )
+    page.goto(f"{page.base_url}/peer-review/")
+    page.locator('[data-testid="peer-reviews"] a.button').first.click()
+    blinded = page.locator('[data-testid="blinded-report"]').inner_text()
+    assert "肺结节" in blinded and users["reviewer"].username not in page.content()
+    page.check('input[name="score"][value="2a"]')
+    page.fill('textarea[name="comment"]', "Second nodule in the left lower lobe not mentioned.")
+    page.click('[data-testid="peer-score-form"] button')
+    page.wait_for_url(re.compile(r"/peer-review/$"))
+    assert PeerReview.objects.get(pk=review.pk).score == "2a"
+    head = page_for("dept_head")
+    head.goto(f"{head.base_url}/peer-review/results/")
+    assert "50.0" not in head.locator('[data-testid="peer-results"]').inner_text()
+    assert "100.0 %" in head.locator('[data-testid="peer-results"]').inner_text()
