@@ -74,4 +74,6 @@ def build(name: str, period: Period, params=None) -> Figure:
             # These aggregates are costed above PostgreSQL's JIT threshold at a million rows,
             # yet run in tens of milliseconds: compiling them would cost more than it saves.
             cur.execute("SET LOCAL jit = off")
+            # Room to hash and sort a month of procedures in memory rather than on disk.
+            cur.execute("SET LOCAL work_mem = '64MB'")
         return fn(period, **kwargs)

@@ -15,6 +15,12 @@ from tests.factories import PatientFactory, ProcedureTypeFactory, StationFactory
 DAY = date(2026, 1, 5)
 
 
+@pytest.fixture(autouse=True)
+def _no_dashboard_cache(settings):
+    # Each test builds its own history; a cached figure from another test would be wrong.
+    settings.RIS_DASHBOARD_CACHE_SECONDS = 0
+
+
 def at(base: datetime, minutes: float) -> datetime:
     return base + timedelta(minutes=minutes)
 
