@@ -39,6 +39,29 @@ def _failure(status: int, comment: str, tags: list[int] | None = None) -> Datase
     return ds
 
 
+def _audit_refusal(event, operation: str, exc: MPPSError) -> None:
+    """A refused MPPS request is evidence too (which modality sent what, and why it failed)."""
+    try:
+        from audit.services import audit_record
+
+        req = event.request
+        uid = (
+            getattr(req, "AffectedSOPInstanceUID", None)
+            or getattr(req, "RequestedSOPInstanceUID", None)
+            or ""
+        )
+        audit_record(
+            action=f"mpps.{operation.split('-')[1].lower()}",
+            object_type="mpps",
+            object_id=str(uid),
+            source_ae=_calling_ae(event),
+            outcome="failure",
+            detail={"status": f"0x{exc.status:04X}", "reason": exc.message[:200]},
+        )
+    except Exception:
+        logger.exception("MPPS refusal could not be audited")
+
+
 def _run(event, operation: str, body):
     """Run ``body`` with a fresh DB connection; never let an exception reach pynetdicom."""
     close_old_connections()
@@ -48,6 +71,7 @@ def _run(event, operation: str, body):
         logger.info(
             "MPPS %s from %s refused: 0x%04X %s", operation, _calling_ae(event), exc.status, exc.message
         )
+        _audit_refusal(event, operation, exc)
         return _failure(exc.status, exc.message, exc.tags), None
     except Exception:
         logger.exception("MPPS %s from %s failed", operation, _calling_ae(event))

@@ -100,6 +100,8 @@ class MPPSExceptionReason(models.TextChoices):
     UNSCHEDULED = "unscheduled", _("No matching scheduled procedure")
     PARTIAL = "partial", _("Some referenced procedures were not found")
     STATE = "state", _("Procedure not in a state that allows this step")
+    PATIENT = "patient", _("Patient differs from the scheduled patient")
+    GROUP = "group", _("Grouped procedures belong to different patients")
 
 
 class MPPSException(models.Model):

@@ -300,6 +300,39 @@ def _link(ssa: list[Dataset]) -> LinkResult:
     return result
 
 
+def _check_patient(
+    mpps: PerformedProcedureStep, procedures: list[RequestedProcedure], calling_ae: str
+) -> None:
+    """Wrong-patient safety net: the modality's Patient ID must be the scheduled patient's.
+
+    The link stands (the Study Instance UID or the identifiers chose it), but a mismatch is
+    put in front of a person. The message names no patient (it is shown to technologists and
+    may be exported); the MPPS row keeps what was sent.
+    """
+    if not procedures:
+        return
+    patient_ids = {p.order.patient_id for p in procedures}
+    if len(patient_ids) > 1:
+        MPPSException.objects.create(
+            mpps=mpps,
+            reason=MPPSExceptionReason.GROUP,
+            source_ae=calling_ae[:16],
+            message=f"{len(patient_ids)} different patients in one performed procedure step.",
+        )
+    sent = mpps.dicom_patient_id
+    if sent:
+        from registration.models import Patient
+
+        known = set(Patient.objects.filter(pk__in=patient_ids).values_list("patient_id", flat=True))
+        if sent not in known:
+            MPPSException.objects.create(
+                mpps=mpps,
+                reason=MPPSExceptionReason.PATIENT,
+                source_ae=calling_ae[:16],
+                message="The Patient ID sent by the modality is not the scheduled patient's.",
+            )
+
+
 # ---------------------------------------------------------------------------------------
 # N-CREATE / N-SET / N-GET
 
@@ -397,6 +430,7 @@ def mpps_create(
             source_ae=calling_ae[:16],
             message="; ".join(problems)[:255],
         )
+    _check_patient(mpps, link.procedures, calling_ae)
     MPPSEvent.objects.create(
         mpps=mpps,
         action="create",

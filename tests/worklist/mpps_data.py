@@ -25,19 +25,34 @@ def ssa_item(*, study_uid="", accession="", rp_id="", sps_id="") -> Dataset:
 def for_procedure(proc, *, by="uid") -> Dataset:
     step = proc.steps.first()
     if by == "uid":
-        return ssa_item(study_uid=proc.study_instance_uid)
-    return ssa_item(
-        accession=proc.order.accession_number, rp_id=proc.requested_procedure_id, sps_id=step.sps_id
-    )
+        item = ssa_item(study_uid=proc.study_instance_uid)
+    else:
+        item = ssa_item(
+            accession=proc.order.accession_number, rp_id=proc.requested_procedure_id, sps_id=step.sps_id
+        )
+    # Not a DICOM attribute: lets n_create() send the scheduled patient's ID, as a modality
+    # that took the patient from the worklist does.
+    item.ris_patient_id = proc.order.patient.patient_id
+    return item
 
 
-def n_create(*items: Dataset, station_ae="CT1", modality="CT", start: datetime | None = None) -> Dataset:
+def n_create(
+    *items: Dataset,
+    station_ae="CT1",
+    modality="CT",
+    start: datetime | None = None,
+    patient_id: str | None = None,
+) -> Dataset:
     start = timezone.localtime(start or timezone.now())
     ds = Dataset()
     ds.SpecificCharacterSet = "ISO_IR 192"
     ds.ScheduledStepAttributesSequence = list(items)
     ds.PatientName = "Test^Patient"
-    ds.PatientID = "X1"
+    if patient_id is None:
+        patient_id = next(
+            (getattr(i, "ris_patient_id", None) for i in items if hasattr(i, "ris_patient_id")), "X1"
+        )
+    ds.PatientID = patient_id
     ds.PatientBirthDate = ""
     ds.PatientSex = ""
     ds.ReferencedPatientSequence = []

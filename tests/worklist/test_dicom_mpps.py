@@ -75,6 +75,16 @@ def test_handler_maps_errors_to_statuses_with_comment():
 
 
 @pytest.mark.django_db
+def test_refusal_is_audited():
+    from audit.models import AuditEvent
+
+    uid = generate_uid()
+    dicom_mpps.handle_n_set(set_event(n_set_final(), uid))
+    event = AuditEvent.objects.get(action="mpps.set", object_id=uid)
+    assert event.outcome == "failure" and event.detail["status"] == "0x0112" and event.source_ae == "CT1"
+
+
+@pytest.mark.django_db
 def test_handler_never_raises(monkeypatch):
     def boom(**kwargs):
         raise RuntimeError("database down")

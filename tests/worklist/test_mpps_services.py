@@ -269,3 +269,29 @@ def test_get_returns_stored_attributes():
     )
     assert ds.PerformedProcedureStepStatus == "IN PROGRESS" and ds.Modality == "CT"
     assert "PatientName" not in ds
+
+
+def test_wrong_patient_is_linked_but_flagged():
+    proc = _proc()
+    mpps = services.mpps_create(
+        attributes=n_create(for_procedure(proc), patient_id="SOMEONE-ELSE"), calling_ae="CT1"
+    )
+    proc.refresh_from_db()
+    assert proc.status == ProcedureStatus.IN_PROGRESS
+    exc = MPPSException.objects.get(mpps=mpps)
+    assert exc.reason == "patient" and "SOMEONE" not in exc.message
+
+
+def test_group_case_across_patients_is_flagged():
+    station = StationFactory(ae_title="CT1")
+    a = _proc(station)
+    b = make_order(station=station, start=a.steps.get().end).procedures.get()
+    assert a.order.patient_id != b.order.patient_id
+    mpps = services.mpps_create(attributes=n_create(for_procedure(a), for_procedure(b)), calling_ae="CT1")
+    assert "group" in set(MPPSException.objects.filter(mpps=mpps).values_list("reason", flat=True))
+
+
+def test_matching_patient_raises_no_exception():
+    proc = _proc()
+    mpps = services.mpps_create(attributes=n_create(for_procedure(proc)), calling_ae="CT1")
+    assert not MPPSException.objects.filter(mpps=mpps).exists()
