@@ -295,3 +295,29 @@ def test_matching_patient_raises_no_exception():
     proc = _proc()
     mpps = services.mpps_create(attributes=n_create(for_procedure(proc)), calling_ae="CT1")
     assert not MPPSException.objects.filter(mpps=mpps).exists()
+
+
+def test_mpps_film_consumption_takes_films_out_of_stock():
+    department = pytest.importorskip("department.models")
+    film = department.MaterialItem.objects.create(
+        code="FILM1417", name="Dry film 14x17", kind="film", unit="sheet", stock_level=100
+    )
+    proc = _proc()
+    mpps = services.mpps_create(attributes=n_create(for_procedure(proc)), calling_ae="CT1")
+    services.mpps_update(
+        sop_instance_uid=mpps.sop_instance_uid, modifications=n_set_final(films=2), calling_ae="CT1"
+    )
+    film.refresh_from_db()
+    assert film.stock_level == 98
+    usage = department.MaterialUsage.objects.get(procedure=proc)
+    assert (usage.source, usage.source_ae) == ("mpps", "CT1")
+
+
+def test_unknown_film_material_does_not_fail_the_modality():
+    proc = _proc()
+    mpps = services.mpps_create(attributes=n_create(for_procedure(proc)), calling_ae="CT1")
+    services.mpps_update(
+        sop_instance_uid=mpps.sop_instance_uid, modifications=n_set_final(films=1), calling_ae="CT1"
+    )
+    proc.refresh_from_db()
+    assert proc.status == ProcedureStatus.COMPLETED
