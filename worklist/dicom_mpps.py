@@ -29,11 +29,15 @@ def _calling_ae(event) -> str:
         return ""
 
 
-def _failure(status: int, comment: str, tags: list[int] | None = None) -> Dataset:
+def _failure(
+    status: int, comment: str, tags: list[int] | None = None, error_id: int | None = None
+) -> Dataset:
     ds = Dataset()
     ds.Status = status
     # Error Comment (0000,0902) is LO: 64 characters at most.
     ds.ErrorComment = comment[:64]
+    if error_id is not None:
+        ds.ErrorID = error_id
     if tags:
         ds.AttributeIdentifierList = tags
     return ds
@@ -72,7 +76,7 @@ def _run(event, operation: str, body):
             "MPPS %s from %s refused: 0x%04X %s", operation, _calling_ae(event), exc.status, exc.message
         )
         _audit_refusal(event, operation, exc)
-        return _failure(exc.status, exc.message, exc.tags), None
+        return _failure(exc.status, exc.message, exc.tags, exc.error_id), None
     except Exception:
         logger.exception("MPPS %s from %s failed", operation, _calling_ae(event))
         return _failure(PROCESSING_FAILURE, "Processing failure"), None

@@ -487,7 +487,10 @@ def import_worklist_file(
         detail = "; ".join(f"{k}: {' '.join(map(str, v))}" for k, v in exc.fields.items())
         return ImportResult(name=name, ok=False, message=exc.message + (f" ({detail})" if detail else ""))
     result.name = name
-    logger.info("worklist file %s: %s", "checked" if dry_run else "imported", os.path.basename(name))
+    # No file name in the log: sites name worklist files after patients.
+    logger.info(
+        "worklist file %s (%d warning(s))", "checked" if dry_run else "imported", len(result.warnings)
+    )
     return result
 
 

@@ -47,15 +47,20 @@ NO_SUCH_OBJECT_INSTANCE = 0x0112
 ATTRIBUTE_VALUE_OUT_OF_RANGE = 0x0116
 MISSING_ATTRIBUTE = 0x0120
 MISSING_ATTRIBUTE_VALUE = 0x0121
+# Error ID with 0x0110: "Performed Procedure Step Object may no longer be updated" (F.7.2.2.4.2).
+NO_LONGER_UPDATABLE = 0xA710
 
 
 class MPPSError(ApplicationError):
     """An MPPS request the SCP refuses; carries the DIMSE status and offending tags."""
 
-    def __init__(self, status: int, message: str, *, tags: list[int] | None = None):
+    def __init__(
+        self, status: int, message: str, *, tags: list[int] | None = None, error_id: int | None = None
+    ):
         super().__init__(message)
         self.status = status
         self.tags = tags or []
+        self.error_id = error_id  # Error ID (0000,0903), e.g. 0xA710 in PS3.4 F.7.2.2.4.2
 
 
 # Table F.7.2-1: Type 1 at N-CREATE (top level) and in each Scheduled Step Attributes item.
@@ -471,7 +476,9 @@ def mpps_update(*, sop_instance_uid: str, modifications: Dataset, calling_ae: st
     if mpps.status in FINAL_MPPS_STATUSES:
         # PS3.4 F.7.2.2.4.2: "Performed Procedure Step Object may no longer be updated".
         raise MPPSError(
-            PROCESSING_FAILURE, f"The MPPS is already {mpps.status}; it may no longer be updated."
+            PROCESSING_FAILURE,
+            f"The MPPS is already {mpps.status}; it may no longer be updated.",
+            error_id=NO_LONGER_UPDATABLE,
         )
     stored = Dataset.from_json(mpps.attributes) if mpps.attributes else Dataset()
     changed_create_only = []

@@ -137,7 +137,8 @@ def test_scu_create_complete_and_refusals(scu):
     assert _set(scu, n_set_final(series=(2,)), uid) == 0x0000
     proc.refresh_from_db()
     assert proc.status == ProcedureStatus.COMPLETED
-    assert _set(scu, n_set_final(), uid) == 0x0110  # after final
+    status, _ = scu.send_n_set(n_set_final(), MPPS, uid)  # after final
+    assert (status.Status, status.get("ErrorID")) == (0x0110, 0xA710)
     assert _set(scu, n_set_final(), generate_uid()) == 0x0112  # unknown
     status, ds = scu.send_n_get([0x00400252, 0x00080060], str(ModalityPerformedProcedureStepRetrieve), uid)
     assert status.Status == 0x0000 and ds.PerformedProcedureStepStatus == "COMPLETED"
