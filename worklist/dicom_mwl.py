@@ -17,7 +17,7 @@ import logging
 import time
 from functools import partial
 
-from django.db import close_old_connections
+from django.db import close_old_connections, connection
 from pydicom.dataset import Dataset
 from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
 from pynetdicom import evt
@@ -70,9 +70,15 @@ def _audit(
     )
 
 
+def _refresh_connection() -> None:
+    # Drop a stale connection before querying; never inside a transaction (tests wrap one).
+    if not connection.in_atomic_block:
+        close_old_connections()
+
+
 def handle_find(event):
     """EVT_C_FIND handler (a generator, as pynetdicom expects)."""
-    close_old_connections()
+    _refresh_connection()
     started = time.perf_counter()
     calling_ae = _calling_ae(event)
     station = getattr(event.assoc, "ris_station", None)
@@ -132,7 +138,7 @@ def handle_find(event):
         logger.exception("MWL C-FIND from %s failed", calling_ae)
         yield _status(UNABLE_TO_PROCESS, "Processing failure"), None
     finally:
-        close_old_connections()
+        _refresh_connection()
 
 
 def contribute(ae) -> list:

@@ -15,6 +15,7 @@ answered with 0xC311 like pynetdicom does.
 from __future__ import annotations
 
 import logging
+import struct
 from io import BytesIO
 from typing import Any
 
@@ -34,6 +35,8 @@ from pynetdicom.status import (
 )
 
 logger = logging.getLogger(__name__)
+
+FLUSH_BYTES = 32 * 1024  # write pending responses in batches of about this size
 
 
 def _pending_command_bytes(req: C_FIND, status: int) -> bytes:
@@ -65,6 +68,38 @@ def _fragments(data: bytes, context_id: int, is_command: bool, max_pdv: int) -> 
         if last:
             break
     return out
+
+
+def _pdata_pdus(command: bytes, data: bytes, context_id: int, peer_max: int) -> bytes:
+    """P-DATA-TF PDUs (PS3.8 9.3.5) for one message: command and data set PDVs.
+
+    Command and data share one PDU when they fit in the peer's Maximum Length Received
+    (the limit applies to the PDU's variable field: every PDV item is 4 + 2 + fragment bytes).
+    """
+    limit = peer_max or (1 << 31)
+    out = bytearray()
+
+    def pdu(items: list[bytes]) -> None:
+        body = b"".join(items)
+        out.extend(b"\x04\x00" + struct.pack(">I", len(body)) + body)
+
+    def item(header: int, fragment: bytes) -> bytes:
+        return struct.pack(">IBB", len(fragment) + 2, context_id, header) + fragment
+
+    if len(command) + len(data) + 12 <= limit:
+        pdu([item(0x03, command), item(0x02, data)])
+        return bytes(out)
+    step = max(1, limit - 6)
+    for header_last, header_more, payload in ((0x03, 0x01, command), (0x02, 0x00, data)):
+        offset = 0
+        while True:
+            chunk = payload[offset : offset + step]
+            offset += len(chunk)
+            last = offset >= len(payload)
+            pdu([item(header_last if last else header_more, chunk)])
+            if last:
+                break
+    return bytes(out)
 
 
 class FastFindServiceClass(QueryRetrieveServiceClass):
@@ -107,12 +142,19 @@ class FastFindServiceClass(QueryRetrieveServiceClass):
             generator = iter([(0x0000, None)])
 
         max_pdv = self._max_pdv()
-        command_cache: dict[int, list[bytes]] = {}
+        peer_max = max_pdv + 6 if max_pdv else 0
+        command_cache: dict[int, Any] = {}
         count = 0
+        # Pending responses are framed here and written straight to the socket (in batches)
+        # when the node's socket allows it; the DUL state machine stays in Sta6 throughout.
+        direct = getattr(self.dimse.dul.socket, "send_direct", None)
+        buffer = bytearray()
         for result, exc in self._wrap_handler(generator):
             rsp.Identifier = None
             if exc:
                 logger.error("exception in the C-FIND handler", exc_info=exc)
+                if direct is not None and buffer and not self._flush(direct, buffer):
+                    return
                 rsp.Status = 0xC311
                 self.dimse.send_msg(rsp, cx_id)
                 return
@@ -139,13 +181,23 @@ class FastFindServiceClass(QueryRetrieveServiceClass):
                     rsp.Status = 0xC312
                     self.dimse.send_msg(rsp, cx_id)
                     return
-                command = command_cache.get(rsp.Status)
-                if command is None:
-                    command = _fragments(_pending_command_bytes(req, rsp.Status), cx_id, True, max_pdv)
-                    command_cache[rsp.Status] = command
-                self._send_pdata([*command, *_fragments(data, cx_id, False, max_pdv)])
+                if direct is not None:
+                    command_bytes = command_cache.get(rsp.Status)
+                    if command_bytes is None:
+                        command_bytes = command_cache[rsp.Status] = _pending_command_bytes(req, rsp.Status)
+                    buffer += _pdata_pdus(command_bytes, data, cx_id, peer_max)
+                    if len(buffer) >= FLUSH_BYTES and not self._flush(direct, buffer):
+                        return
+                else:
+                    command = command_cache.get(rsp.Status)
+                    if command is None:
+                        command = _fragments(_pending_command_bytes(req, rsp.Status), cx_id, True, max_pdv)
+                        command_cache[rsp.Status] = command
+                    self._send_pdata([*command, *_fragments(data, cx_id, False, max_pdv)])
                 count += 1
                 continue
+            if direct is not None and buffer and not self._flush(direct, buffer):
+                return
             # Success, Warning, Cancel, Failure: final, without an identifier.
             if category not in (STATUS_SUCCESS, STATUS_WARNING, STATUS_CANCEL, STATUS_FAILURE):
                 logger.warning("unknown C-FIND status 0x%04X from handler", rsp.Status)
@@ -153,12 +205,20 @@ class FastFindServiceClass(QueryRetrieveServiceClass):
             logger.debug("C-FIND: %d matches, final 0x%04X", count, rsp.Status)
             return
 
+        if direct is not None and buffer and not self._flush(direct, buffer):
+            return
         if not self.assoc.is_established:
             return
         rsp.Identifier = None
         rsp.Status = 0x0000
         self.dimse.send_msg(rsp, cx_id)
         logger.debug("C-FIND: %d matches, final 0x0000", count)
+
+    @staticmethod
+    def _flush(direct, buffer: bytearray) -> bool:
+        ok = direct(bytes(buffer))
+        buffer.clear()
+        return ok
 
     def _max_pdv(self) -> int:
         # The peer's Maximum Length Received bounds each P-DATA-TF's variable field; a PDV item

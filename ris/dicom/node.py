@@ -33,9 +33,14 @@ VERIFICATION_TRANSFER_SYNTAXES = [ImplicitVRLittleEndian, ExplicitVRLittleEndian
 
 
 def configure_pynetdicom() -> None:
-    """Library-wide switches: never log identifiers (patient data), no per-PDU debug handlers."""
+    """Library-wide switches: never log identifiers or values (patient data), no per-PDU debug handlers."""
     _config.LOG_REQUEST_IDENTIFIERS = False
     _config.LOG_RESPONSE_IDENTIFIERS = False
+    # pydicom's value validation logs the offending value (a patient's name, an ID) at WARNING;
+    # the node validates what it needs itself (worklist/mwl.py) and logs no patient data.
+    from pydicom import config as pydicom_config
+
+    pydicom_config.settings.reading_validation_mode = pydicom_config.IGNORE
     if not logging.getLogger("pynetdicom").isEnabledFor(logging.DEBUG):
         # The "standard" handlers format every PDU and DIMSE message even when nothing logs them.
         _config.LOG_HANDLER_LEVEL = "none"

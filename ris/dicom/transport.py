@@ -20,6 +20,7 @@ import contextlib
 import logging
 import socket
 import ssl
+import threading
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, cast
 
@@ -54,6 +55,27 @@ class GuardedAssociationSocket(AssociationSocket):
         super().__init__(assoc, client_socket=client_socket)
         self.max_pdata = max_pdata
         self._reading_body = False
+        self._send_lock = threading.Lock()
+
+    def send(self, bytestream: bytes) -> None:
+        with self._send_lock:
+            super().send(bytestream)
+
+    def send_direct(self, data: bytes) -> bool:
+        """Write already-framed PDUs from the association thread (see ris/dicom/find.py).
+
+        The lock keeps them from interleaving with anything the DUL thread sends.
+        """
+        with self._send_lock:
+            sock = self.socket
+            if sock is None:
+                return False
+            try:
+                sock.sendall(data)
+                return True
+            except OSError:
+                self.event_queue.put("Evt17")  # transport connection closed
+                return False
 
     def recv(self, nr_bytes: int) -> bytearray:
         # The DUL reads one PDU as recv(6) (header) followed by recv(length) (body).
