@@ -80,7 +80,9 @@ class PatientSearchForm(FrontDeskForm):
         ),
     )
     birth_date = forms.DateField(
-        label=_("Birth date"), required=False, widget=forms.DateInput(attrs={"type": "date"})
+        label=_("Birth date"),
+        required=False,
+        widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"),
     )
 
     def has_criteria(self) -> bool:
@@ -119,7 +121,9 @@ class PatientForm(FrontDeskForm):
         help_text=_("Leave empty to assign a new medical record number."),
     )
     birth_date = forms.DateField(
-        label=_("Birth date"), required=True, widget=forms.DateInput(attrs={"type": "date"})
+        label=_("Birth date"),
+        required=True,
+        widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"),
     )
     sex = forms.ChoiceField(label=_("Sex"), choices=Sex.choices, widget=forms.RadioSelect)
     phone = forms.CharField(

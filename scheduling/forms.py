@@ -99,7 +99,7 @@ class BookingForm(FrontDeskForm):
     station = StationChoiceField(
         label=_("Station"), queryset=Station.objects.filter(active=True), empty_label=None
     )
-    day = forms.DateField(label=_("Day"), widget=forms.DateInput(attrs={"type": "date"}))
+    day = forms.DateField(label=_("Day"), widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"))
     start = forms.CharField(
         label=_("Time"),
         required=True,
@@ -186,8 +186,10 @@ class DowntimeForm(FrontDeskForm):
         label=_("Station"), queryset=Station.objects.filter(active=True), widget=forms.HiddenInput
     )
     day = forms.DateField(widget=forms.HiddenInput)
-    start_time = forms.TimeField(label=_("From"), widget=forms.TimeInput(attrs={"type": "time"}))
-    end_time = forms.TimeField(label=_("To"), widget=forms.TimeInput(attrs={"type": "time"}))
+    start_time = forms.TimeField(
+        label=_("From"), widget=forms.TimeInput(attrs={"type": "time"}, format="%H:%M")
+    )
+    end_time = forms.TimeField(label=_("To"), widget=forms.TimeInput(attrs={"type": "time"}, format="%H:%M"))
     reason = forms.CharField(label=_("Reason"), max_length=255)
 
     def clean(self):

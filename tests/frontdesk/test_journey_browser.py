@@ -175,3 +175,62 @@ def test_double_click_registers_once(page_for):
     assert fired == [True, False]
     expect(page).to_have_url(re.compile(r"/patients/\d+/$"))
     assert Patient.objects.filter(ideographic_family="张", ideographic_given="三").count() == 1
+
+
+@pytest.mark.parametrize("language", ["en", "zh-hans"])
+def test_edit_reschedule_cancel_and_calendar(page_for, language):
+    """The other front-desk pages in Chromium: edit, reschedule to the next day, cancel, calendar."""
+    from playwright.sync_api import expect
+
+    from tests.factories import PatientFactory, make_order, next_slot
+
+    station = StationFactory(ae_title="CTR1", name="CT Resched", modality="CT")
+    ptype = ProcedureTypeFactory(code_value="CTR", code_meaning="CT Head resched", modality="CT")
+    patient = PatientFactory(
+        ideographic_family="赵", ideographic_given="敏", family_name="Zhao", given_name="Min"
+    )
+    start = next_slot(60)
+    proc = make_order(patient=patient, station=station, procedure_type=ptype, start=start).procedures.get()
+    page = page_for("front_desk", language=language)
+    base = page.base_url
+
+    # Edit: the phone number.
+    page.goto(f"{base}/patients/{patient.pk}/edit/")
+    expect(page.locator("#id_chinese_name")).to_have_value("赵敏")
+    page.locator("#id_phone").fill("13911112222")
+    page.get_by_test_id("save-patient").click()
+    expect(page.locator(".messages")).to_contain_text(tr(language, "Changes saved."))
+    patient.refresh_from_db()
+    assert patient.phone == "13911112222"
+
+    # Reschedule to the next day with a reason, using the day button and a slot.
+    page.goto(f"{base}/procedures/{proc.pk}/reschedule/")
+    page.locator("#id_reason").fill(tr(language, "Patient request"))
+    page.get_by_test_id("next-day").click()
+    next_day = (start.date() + __import__("datetime").timedelta(days=1)).isoformat()
+    expect(page.get_by_test_id("day")).to_have_value(next_day)
+    target = page.get_by_test_id("slot").nth(4)
+    value = target.get_attribute("value")
+    assert value.startswith(next_day)
+    page.locator(f'label.slot:has(input[value="{value}"])').click()
+    page.get_by_test_id("confirm-reschedule").click()
+    expect(page).to_have_url(re.compile(rf"/patients/{patient.pk}/$"))
+    step = proc.steps.get()
+    assert step.start.astimezone(start.tzinfo).strftime("%Y-%m-%dT%H:%M") == value
+
+    # The calendar of that day shows the patient in the new slot.
+    page.goto(f"{base}/calendar/?station={station.pk}&day={next_day}")
+    row = page.locator('tr[data-state="booked"]').filter(has_text="赵敏")
+    expect(row).to_have_count(1)
+    expect(row).to_contain_text(value[11:16])
+
+    # Cancel with a reason.
+    page.goto(f"{base}/patients/{patient.pk}/")
+    page.get_by_role("link", name=tr(language, "Cancel"), exact=True).click()
+    page.locator("#id_reason").fill(tr(language, "Patient did not attend"))
+    page.get_by_test_id("confirm-cancel").click()
+    expect(page.get_by_test_id("procedure-status")).to_have_text(tr(language, "Cancelled"))
+    proc.refresh_from_db()
+    assert proc.status == ProcedureStatus.CANCELLED and proc.status_reason == tr(
+        language, "Patient did not attend"
+    )

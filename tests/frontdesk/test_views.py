@@ -654,3 +654,11 @@ def test_board_flags_overdue_and_shows_waiting_time(desk, ct, wang):
     html = resp.content.decode()
     assert html.count('data-testid="overdue"') == 1
     assert "waiting" in html
+
+
+def test_date_inputs_are_iso_in_every_language(client_for, wang, settings):
+    # <input type=date> only accepts YYYY-MM-DD; the zh-hans input format would be 1985/03/14.
+    desk = client_for("front_desk")
+    desk.cookies[settings.LANGUAGE_COOKIE_NAME] = "zh-hans"
+    html = desk.get(reverse("registration:patient_edit", args=[wang.pk])).content.decode()
+    assert 'type="date"' in html and 'value="1985-03-14"' in html
