@@ -171,6 +171,19 @@ def report_list_for(user) -> QuerySet[Report]:
     return qs
 
 
+def claimed_reports() -> QuerySet[Report]:
+    """Drafts currently claimed (lock not expired), longest held first."""
+    return (
+        Report.objects.filter(status=S.DRAFT, locked_by__isnull=False, locked_until__gt=timezone.now())
+        .select_related(
+            "requested_procedure__order__patient",
+            "requested_procedure__procedure_type",
+            "locked_by__ris_profile",
+        )
+        .order_by("updated_at", "pk")
+    )
+
+
 def review_queue() -> QuerySet[Report]:
     return (
         Report.objects.filter(status=S.PRELIMINARY)

@@ -12,6 +12,7 @@ urlpatterns = [
     path("reports/<int:pk>/autosave/", views.autosave, name="autosave"),
     path("reports/<int:pk>/unclaim/", views.unclaim, name="unclaim"),
     path("reports/<int:pk>/break-lock/", views.break_lock, name="break_lock"),
+    path("reading/claims/", views.claims, name="claims"),
     path("review/", views.review_queue, name="review_queue"),
     path("reports/<int:pk>/review/", views.review, name="review"),
     path("reports/<int:pk>/", views.detail, name="detail"),

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -79,13 +78,9 @@ def _report_or_404(request, pk: int) -> Report:
 # Reading worklist
 
 
-@login_required
+@role_required("report.write")
 @require_GET
 def reading_worklist(request):
-    # Writers work here; the department head watches it and frees claims of absent colleagues.
-    can_write = has_permission(request.user, "report.write")
-    if not (can_write or has_permission(request.user, "report.override_lock")):
-        raise PermissionDenied
     form = WorklistFilterForm(request.GET or None)
     filters = form.to_filters() if request.GET else WorklistFilterForm({}).to_filters()
     rows, counts = selectors.reading_worklist(user=request.user, filters=filters)
@@ -113,7 +108,6 @@ def reading_worklist(request):
         ],
         "base_query": params.urlencode(),
         "now": timezone.now(),
-        "can_write": can_write,
         "refresh_seconds": max(2, int(getattr(settings, "RIS_READING_WORKLIST_REFRESH_SECONDS", 30))),
     }
     template = "reports/_worklist_rows.html" if request.htmx else "reports/reading_worklist.html"
@@ -149,6 +143,17 @@ def unclaim(request, pk: int):
     report = _report_or_404(request, pk)
     services.report_unclaim(report=report, actor=request.user, request=request)
     return redirect("reports:reading_worklist")
+
+
+@role_required("report.override_lock")
+@require_GET
+def claims(request):
+    """Department head: who is writing what, and since when; free the claims of absent readers."""
+    reports = list(selectors.claimed_reports())
+    audit_record(
+        action="report.claims", request=request, object_type="worklist", detail={"rows": len(reports)}
+    )
+    return render(request, "reports/claims.html", {"reports": reports, "now": timezone.now()})
 
 
 @role_required("report.override_lock")

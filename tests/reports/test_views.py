@@ -69,7 +69,7 @@ def test_worklist_filters(client_for, make_exam):
 
 
 @pytest.mark.parametrize(
-    "role,status", [("technologist", 403), ("front_desk", 403), ("radiologist", 200), ("dept_head", 200)]
+    "role,status", [("technologist", 403), ("front_desk", 403), ("radiologist", 200), ("dept_head", 403)]
 )
 def test_worklist_roles(client_for, role, status):
     assert client_for(role).get(reverse("reports:reading_worklist")).status_code == status
@@ -336,9 +336,11 @@ def test_lock_owner_visible_and_second_radiologist_refused(client_for, make_exam
     report = Report.objects.get(requested_procedure=exam)
     assert report.locked_by == users["radiologist"]
     head = client_for("dept_head")
-    board = head.get(reverse("reports:reading_worklist")).content.decode()
-    assert 'data-testid="break-lock"' in board and 'data-testid="claim"' not in board
-    head.post(reverse("reports:break_lock", args=[report.pk]), {"next": reverse("reports:reading_worklist")})
+    board = head.get(reverse("reports:claims")).content.decode()
+    assert 'data-testid="break-lock"' in board and exam.order.accession_number in board
+    assert client_for("radiologist").get(reverse("reports:claims")).status_code == 403
+    resp = head.post(reverse("reports:break_lock", args=[report.pk]), {"next": reverse("reports:claims")})
+    assert resp.url == reverse("reports:claims")
     report.refresh_from_db()
     assert report.locked_by is None
 
