@@ -8,7 +8,13 @@ from datetime import date
 
 from django.db.models import Count, Prefetch, QuerySet
 
-from scheduling.models import ProcedureStatus, RequestedProcedure, ScheduledProcedureStep, Station
+from scheduling.models import (
+    ProcedureEvent,
+    ProcedureStatus,
+    RequestedProcedure,
+    ScheduledProcedureStep,
+    Station,
+)
 from scheduling.selectors import day_bounds
 
 from .models import ExamNote, MPPSEvent, PerformedProcedureStep
@@ -81,7 +87,9 @@ def exam_get(pk: int) -> RequestedProcedure | None:
                 ).order_by("created_at"),
             ),
             Prefetch("exam_notes", queryset=ExamNote.objects.select_related("author")),
-            "events",
+            # In the order recorded: a modality's clock may put its start a moment before
+            # the order row written in the same second.
+            Prefetch("events", queryset=ProcedureEvent.objects.order_by("id")),
         )
         .filter(pk=pk)
         .first()
