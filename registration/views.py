@@ -72,6 +72,7 @@ def patient_search_view(request):
         "more": len(patients) > SEARCH_LIMIT,
         "searched": searched,
         "can_register": has_permission(request.user, "patient.create"),
+        "can_order": has_permission(request.user, "order.create"),
         "register_hint": form.cleaned_data.get("q", "").strip() if form.is_bound and form.is_valid() else "",
     }
     template = "registration/_search_results.html" if request.htmx else "registration/patient_search.html"

@@ -662,3 +662,14 @@ def test_date_inputs_are_iso_in_every_language(client_for, wang, settings):
     desk.cookies[settings.LANGUAGE_COOKIE_NAME] = "zh-hans"
     html = desk.get(reverse("registration:patient_edit", args=[wang.pk])).content.decode()
     assert 'type="date"' in html and 'value="1985-03-14"' in html
+
+
+def test_search_rows_offer_ordering_only_to_who_may_order(client_for, wang):
+    order_url = reverse("scheduling:order_create", args=[wang.pk])
+    params = {"q": "wang"}
+    assert (
+        order_url
+        in client_for("front_desk").get(reverse("registration:patient_search"), params).content.decode()
+    )
+    html = client_for("radiologist").get(reverse("registration:patient_search"), params).content.decode()
+    assert f"/patients/{wang.pk}/" in html and order_url not in html
