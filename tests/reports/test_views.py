@@ -536,3 +536,11 @@ def test_review_queue_has_no_n_plus_one(client_for, make_report):
         resp = c.get(reverse("reports:review_queue"))
     assert len(resp.context["reports"]) == 4
     assert len(four.captured_queries) == len(one.captured_queries)
+
+
+def test_person_names_are_shown_without_dicom_separators():
+    from reports.templatetags.reports_tags import pn
+
+    assert pn("Li^Ming") == "Li Ming"
+    assert pn("Wang^XiaoDong=王^小东") == "Wang XiaoDong / 王 小东"
+    assert pn("") == ""
