@@ -33,6 +33,8 @@ run: venv messages
 	bash scripts/ensure_system_packages.sh run
 	$(BIN)/python manage.py migrate --no-input -v0
 	$(BIN)/python manage.py seed_demo
+	$(BIN)/python manage.py seed_department
+	$(BIN)/python manage.py seed_reports
 	$(BIN)/python manage.py runsystem
 
 ## make test: install, make sure PostgreSQL/Redis/DCMTK/Chromium are there, run the whole suite.

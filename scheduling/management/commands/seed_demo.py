@@ -146,6 +146,9 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--days", type=int, default=3, help="days of orders from today")
         parser.add_argument("--force", action="store_true", help="seed even when RIS_DEMO_MODE is off")
+        parser.add_argument(
+            "--history-days", type=int, default=14, help="days of finished exams before today (dashboards)"
+        )
 
     def handle(self, *args, **options):
         if not settings.RIS_DEMO_MODE and not options["force"]:
@@ -162,6 +165,11 @@ class Command(BaseCommand):
             created += self._orders_for_day(
                 today + timedelta(days=offset), stations, catalog, patients, rng, offset == 0
             )
+        for offset in range(options["history_days"], 0, -1):
+            with transaction.atomic():  # one commit per day: fast on SQLite too
+                created += self._history_for_day(
+                    today - timedelta(days=offset), stations, catalog, patients, rng
+                )
         self.stdout.write(
             self.style.SUCCESS(
                 f"Demo data ready: {len(stations)} stations, {len(catalog)} procedures, "
@@ -289,6 +297,72 @@ class Command(BaseCommand):
                 if is_today and n < 3:
                     self._advance(order, n)
         return created
+
+    def _history_for_day(self, day, stations, catalog, patients, rng) -> int:
+        """Finished exams of a past day with back-dated events, so the dashboards have history."""
+        tz = timezone.get_current_timezone()
+        start, end = datetime.combine(day, time.min, tzinfo=tz), datetime.combine(day, time.max, tzinfo=tz)
+        if Order.objects.filter(
+            placer_order_number__startswith="DEMO", procedures__steps__start__range=(start, end)
+        ).exists():
+            return 0
+        created = 0
+        for station in stations:
+            types = [pt for pt in catalog if pt.modality == station.modality]
+            slot_start = datetime.combine(day, station.work_start, tzinfo=tz)
+            for n in range(rng.randint(4, 8)):
+                pt = rng.choice(types)
+                begin = slot_start + timedelta(minutes=45 * n)
+                try:
+                    order = services.order_create(
+                        patient=rng.choice(patients),
+                        procedure_type=pt,
+                        station=station,
+                        start=begin,
+                        priority=rng.choice(["ROUTINE"] * 6 + ["STAT", "HIGH"]),
+                        referring_physician=rng.choice(REFERRERS),
+                        reason=rng.choice(REASONS),
+                        placer_order_number=f"DEMO-{day:%Y%m%d}-{station.ae_title}-{n}",
+                        source="seed",
+                        ordered_at=begin - timedelta(hours=rng.randint(2, 72)),
+                    )
+                except ApplicationError as exc:
+                    self.stderr.write(f"skipped one demo order: {exc.message}")
+                    continue
+                created += 1
+                proc = order.procedures.get()
+                fate = rng.random()
+                if fate < 0.06:
+                    services.procedure_cancel(
+                        procedure=proc,
+                        reason=rng.choice(["No-show", "Patient cancelled", "Referrer cancelled"]),
+                        source="seed",
+                        at=begin - timedelta(minutes=30),
+                    )
+                    continue
+                arrived = begin - timedelta(minutes=rng.randint(0, 25))
+                started = begin + timedelta(minutes=rng.randint(0, 20))
+                services.procedure_mark_arrived(procedure=proc, source="seed", at=arrived)
+                services.procedure_start(procedure=proc, source="seed", at=started)
+                if fate < 0.09:
+                    services.procedure_discontinue(
+                        procedure=proc,
+                        reason="Patient unable to continue",
+                        source="seed",
+                        at=started + timedelta(minutes=5),
+                    )
+                    continue
+                ended = started + timedelta(minutes=pt.duration_minutes + rng.randint(-3, 8))
+                services.procedure_complete(procedure=proc, source="seed", at=ended)
+                self._images_available(proc, ended + timedelta(minutes=rng.randint(1, 10)))
+        return created
+
+    def _images_available(self, proc, at):
+        try:
+            from imaging.services import procedure_images_available
+        except ImportError:  # the imaging app is optional for scheduling's own demo
+            return
+        procedure_images_available(procedure=proc, at=at)
 
     def _advance(self, order, n):
         proc = order.procedures.get()
