@@ -449,6 +449,16 @@ def main(argv=None) -> int:
         _seed(args.procedures)
     elif have != args.procedures:
         print(f"note: {args.db} holds {have:,} procedures (use --reseed to rebuild)", flush=True)
+    from department.models import ProcedureMilestone
+
+    if not ProcedureMilestone.objects.exists():
+        from department.services import milestones_rebuild
+
+        t = time.perf_counter()
+        n = milestones_rebuild()
+        print(
+            f"milestone table built from the event logs: {n:,} procedures in {time.perf_counter() - t:.0f} s"
+        )
     print(f"timing ({args.runs} runs each, default 30-day period) against {_procedure_count():,} procedures")
     results = _time(args.runs, args.only)
     worst = max(results, key=lambda r: r[2])

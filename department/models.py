@@ -100,3 +100,46 @@ class MaterialReceipt(models.Model):
 
     def __str__(self) -> str:
         return f"{self.item_id} +{self.quantity}"
+
+
+class ProcedureMilestone(models.Model):
+    """One row per procedure: its turnaround milestones, derived from the event logs.
+
+    A reporting table (PostgreSQL path of the dashboards): it holds nothing that is not in
+    ``scheduling.ProcedureEvent`` / ``reports.ReportEvent``, is kept current by
+    ``department.services.milestones_sync`` (incremental, by event id) and can be rebuilt at
+    any time with ``manage.py department_milestones --rebuild``.
+    """
+
+    procedure = models.OneToOneField(
+        "scheduling.RequestedProcedure", primary_key=True, on_delete=models.CASCADE, related_name="+"
+    )
+    modality = models.CharField(max_length=16)
+    priority = models.CharField(max_length=8)
+    station = models.CharField(max_length=16, blank=True, null=True)
+    radiologist = models.CharField(max_length=150, blank=True, null=True)
+    ordered = models.DateTimeField()
+    scheduled = models.DateTimeField(null=True)
+    arrived = models.DateTimeField(null=True)
+    started = models.DateTimeField(null=True)
+    completed = models.DateTimeField(null=True)
+    images = models.DateTimeField(null=True)
+    prelim = models.DateTimeField(null=True)
+    final = models.DateTimeField(null=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["ordered"], name="milestone_ordered")]
+
+    def __str__(self) -> str:
+        return f"milestones of {self.procedure_id}"
+
+
+class MilestoneSyncState(models.Model):
+    """High-water marks of the event logs already folded into ProcedureMilestone."""
+
+    procedure_event_id = models.BigIntegerField(default=0)
+    report_event_id = models.BigIntegerField(default=0)
+    synced_at = models.DateTimeField(null=True)
+
+    def __str__(self) -> str:
+        return f"milestones synced to {self.procedure_event_id}/{self.report_event_id}"

@@ -143,7 +143,7 @@ _P = """
 WITH p AS MATERIALIZED (
     SELECT e.requested_procedure_id AS id, min(e.at) AS ordered
     FROM scheduling_procedureevent e
-    WHERE e.action = 'order' AND e.at >= %(start)s AND e.at < %(end)s
+    WHERE e.action = 'order' AND {p_filter}
     GROUP BY e.requested_procedure_id
 ), pr AS MATERIALIZED (
     SELECT rp.id, rp.order_id, rp.procedure_type_id
@@ -206,8 +206,16 @@ _JOINS = {
 }
 
 
-def _milestone_cte(columns=None) -> str:
-    """``WITH … m AS (…)``: one row per procedure ordered in the period, with ``columns``."""
+# Which procedures ``p`` holds: ordered in the period, a list of ids, or an id range.
+_P_FILTERS = {
+    "period": "e.at >= %(start)s AND e.at < %(end)s",
+    "ids": "e.requested_procedure_id = ANY(%(ids)s)",
+    "range": "e.requested_procedure_id BETWEEN %(lo)s AND %(hi)s",
+}
+
+
+def _milestone_cte(columns=None, source: str = "period") -> str:
+    """``WITH … m AS (…)``: one row per procedure of ``source``, with ``columns``."""
     columns = list(_COLUMNS) if columns is None else list(dict.fromkeys(["priority", *columns]))
     have_reports = _model("reports", "ReportEvent") is not None
     pieces, joins, select = [], [], ["p.id"]
@@ -223,7 +231,7 @@ def _milestone_cte(columns=None) -> str:
     ctes = {"pe": _PE, "st": _ST, "re": _RE}
     # Assembled from the constant pieces above only; values travel as parameters.
     return (
-        _P  # noqa: S608
+        _P.format(p_filter=_P_FILTERS[source])  # noqa: S608
         + "".join(ctes[n] for n in ["pe", "st", "re"] if n in pieces)
         + ", m AS (\n    SELECT "
         + ", ".join(select)
@@ -232,6 +240,24 @@ def _milestone_cte(columns=None) -> str:
         + "\n    ".join(_JOINS[j] for j in order if j in joins)
         + "\n    WHERE (%(modality)s = '' OR pt.modality = %(modality)s)\n)\n"
     )
+
+
+_FACT = """
+WITH m AS (
+    SELECT procedure_id AS id, modality, priority, station, radiologist,
+           ordered, scheduled, arrived, started, completed, images, prelim, final
+    FROM department_proceduremilestone
+    WHERE ordered >= %(start)s AND ordered < %(end)s AND (%(modality)s = '' OR modality = %(modality)s)
+)
+"""
+
+
+def _fact_cte() -> str:
+    """The period's procedures from the milestone table, brought up to date with the event logs."""
+    from .services import milestones_sync
+
+    milestones_sync()
+    return _FACT
 
 
 def _params(period: Period) -> dict:
@@ -360,8 +386,7 @@ def _tat_table_sql(period: Period, dimensions: list[str], steps: list[Step]) -> 
         "SELECT {grouping} AS g{cols}, count(*) AS n, {aggs} FROM m GROUP BY GROUPING SETS ({sets})"
     ).format(grouping=grouping, cols=(", " + cols) if cols else "", aggs=", ".join(aggs), sets=sets)
     with connection.cursor() as cur:
-        needed = [*dimensions, *{c for st in steps for c in (st.start, st.end)}]
-        cur.execute(_milestone_cte(needed) + select, _params(period))
+        cur.execute(_fact_cte() + select, _params(period))
         names = [c.name for c in cur.description]
         raw = [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
     # GROUPING() sets bit k-1-i when dimension i is *not* grouped in that row.
@@ -486,10 +511,7 @@ def _compliance_sql(period: Period, targets) -> list[list]:
     if not parts:
         return []
     with connection.cursor() as cur:
-        needed = {
-            c for steps in targets.values() for k in steps for c in (STEP_BY_KEY[k].start, STEP_BY_KEY[k].end)
-        }
-        cur.execute(_milestone_cte(sorted(needed)) + " UNION ALL ".join(parts), params)
+        cur.execute(_fact_cte() + " UNION ALL ".join(parts), params)
         counts = {(p, k): (n, ok) for p, k, n, ok in cur.fetchall()}
     return _compliance_rows(counts, targets)
 

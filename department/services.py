@@ -179,3 +179,137 @@ def material_item_upsert(
     if not created:
         MaterialItem.objects.filter(pk=item.pk).update(name=name, kind=kind, unit=unit, active=active)
     return item, created
+
+
+# ---------------------------------------------------------------------------------------
+# Turnaround milestones (the reporting table behind the PostgreSQL dashboards)
+
+MILESTONE_COLUMNS = [
+    "modality",
+    "priority",
+    "station",
+    "radiologist",
+    "ordered",
+    "scheduled",
+    "arrived",
+    "started",
+    "completed",
+    "images",
+    "prelim",
+    "final",
+]
+# Event ids are allocated before commit, so a slow transaction can commit an event below the
+# mark already synced. Each sync re-reads this many ids below the mark to pick those up.
+SYNC_SAFETY_IDS = 500
+REBUILD_CHUNK = 50_000
+_SYNC_LOCK = 0x52495344  # pg advisory lock key ("RISD")
+
+
+def _upsert_sql(source: str) -> str:
+    from .selectors import _milestone_cte
+
+    cols = ", ".join(MILESTONE_COLUMNS)
+    updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in MILESTONE_COLUMNS)
+    # Column names come from the constant list above; values travel as parameters.
+    insert = "INSERT INTO department_proceduremilestone (procedure_id, {cols}) SELECT id, {cols} FROM m "
+    upsert = "ON CONFLICT (procedure_id) DO UPDATE SET {updates}"
+    return (
+        _milestone_cte(MILESTONE_COLUMNS, source) + insert.format(cols=cols) + upsert.format(updates=updates)
+    )
+
+
+def milestones_refresh(*, procedure_ids) -> int:
+    """Recompute the milestones of these procedures from the event logs (PostgreSQL)."""
+    from django.db import connection
+
+    ids = sorted({int(i) for i in procedure_ids})
+    if not ids or connection.vendor != "postgresql":
+        return 0
+    with connection.cursor() as cur:
+        cur.execute(_upsert_sql("ids"), {"ids": ids, "modality": ""})
+        return cur.rowcount
+
+
+def milestones_rebuild(*, chunk: int = REBUILD_CHUNK, stdout=None) -> int:
+    """Recompute every procedure's milestones, in id ranges; then mark the logs as synced."""
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        return 0
+    from scheduling.models import RequestedProcedure
+
+    from .models import MilestoneSyncState
+
+    marks = _event_marks()
+    hi = RequestedProcedure.objects.order_by("-pk").values_list("pk", flat=True).first() or 0
+    done = 0
+    for lo in range(1, hi + 1, chunk):
+        with transaction.atomic(), connection.cursor() as cur:
+            cur.execute("SET LOCAL jit = off")
+            cur.execute(_upsert_sql("range"), {"lo": lo, "hi": lo + chunk - 1, "modality": ""})
+            done += cur.rowcount
+        if stdout is not None:
+            stdout.write(f"  milestones up to procedure {min(lo + chunk - 1, hi)}: {done}\n")
+    MilestoneSyncState.objects.update_or_create(
+        pk=1,
+        defaults={
+            "procedure_event_id": marks[0],
+            "report_event_id": marks[1],
+            "synced_at": timezone.now(),
+        },
+    )
+    return done
+
+
+def _event_marks() -> tuple[int, int]:
+    from scheduling.models import ProcedureEvent
+
+    from .selectors import _model
+
+    pe = ProcedureEvent.objects.order_by("-pk").values_list("pk", flat=True).first() or 0
+    ReportEvent = _model("reports", "ReportEvent")
+    re_ = (
+        (ReportEvent.objects.order_by("-pk").values_list("pk", flat=True).first() or 0) if ReportEvent else 0
+    )
+    return pe, re_
+
+
+def milestones_sync() -> int:
+    """Fold events newer than the last sync into the milestone table. Cheap when idle.
+
+    Runs before every dashboard turnaround query, so the figures are never behind the event
+    logs; concurrent callers do not wait (an advisory lock lets one of them do the work).
+    """
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        return 0
+    from .models import MilestoneSyncState
+    from .selectors import _model
+
+    with transaction.atomic(), connection.cursor() as cur:
+        cur.execute("SELECT pg_try_advisory_xact_lock(%s)", [_SYNC_LOCK])
+        if not cur.fetchone()[0]:
+            return 0
+        state, _ = MilestoneSyncState.objects.get_or_create(pk=1)
+        marks = _event_marks()
+        if (state.procedure_event_id, state.report_event_id) == marks and marks != (0, 0):
+            return 0
+        params = {
+            "pe": max(state.procedure_event_id - SYNC_SAFETY_IDS, 0),
+            "re": max(state.report_event_id - SYNC_SAFETY_IDS, 0),
+        }
+        sql = "SELECT DISTINCT requested_procedure_id FROM scheduling_procedureevent WHERE id > %(pe)s"
+        if _model("reports", "ReportEvent") is not None:
+            sql += (
+                " UNION SELECT r.requested_procedure_id FROM reports_reportevent x"
+                " JOIN reports_report r ON r.id = x.report_id WHERE x.id > %(re)s"
+            )
+        cur.execute(sql, params)
+        ids = [r[0] for r in cur.fetchall()]
+        n = milestones_refresh(procedure_ids=ids)
+        MilestoneSyncState.objects.filter(pk=1).update(
+            procedure_event_id=marks[0], report_event_id=marks[1], synced_at=timezone.now()
+        )
+    logger.debug("milestones synced: %s procedures", n)
+    return n

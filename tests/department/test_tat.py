@@ -158,3 +158,41 @@ def test_percentile_is_percentile_cont():
     assert percentile([7], 0.9) == 7
     assert percentile([1, 2, 3, 4], 0.5) == 2.5
     assert percentile([10, 20, 30], 0.9) == pytest.approx(28)
+
+
+@pytest.mark.django_db
+def test_milestone_table_follows_new_events(history, monkeypatch):
+    if not selectors.use_sql():
+        pytest.skip("the milestone table is the PostgreSQL path")
+    from datetime import timedelta
+
+    from department.models import MilestoneSyncState, ProcedureMilestone
+    from department.services import milestones_rebuild, milestones_sync
+    from scheduling.models import ProcedureEvent
+
+    assert row(selectors.tat_table(PERIOD, dimensions=[]))["completed_to_images_n"] == 2
+    assert ProcedureMilestone.objects.count() == 5
+    p5 = history["procedures"][4]
+    done = ProcedureEvent.objects.get(requested_procedure=p5, action="complete").at
+    ProcedureEvent.objects.create(
+        requested_procedure=p5,
+        action="images_available",
+        from_status="completed",
+        to_status="completed",
+        at=done + timedelta(minutes=4),
+        source="ingest",
+    )
+    # The next read folds the new event in: only that procedure is recomputed (besides the
+    # procedures of the last SYNC_SAFETY_IDS events, re-read for late commits; none here).
+    monkeypatch.setattr("department.services.SYNC_SAFETY_IDS", 0)
+    assert milestones_sync() == 1
+    assert milestones_sync() == 0
+    overall = row(selectors.tat_table(PERIOD, dimensions=[]))
+    assert (overall["completed_to_images_n"], minutes(overall, "completed_to_images", "p50")) == (3, 4)
+    m = ProcedureMilestone.objects.get(procedure=p5)
+    assert m.images == done + timedelta(minutes=4) and m.radiologist == "rad_b" and m.station == "MRB"
+    # A rebuild recomputes everything and records the marks.
+    ProcedureMilestone.objects.all().delete()
+    assert milestones_rebuild(chunk=2) == 5
+    assert MilestoneSyncState.objects.get().procedure_event_id == ProcedureEvent.objects.latest("id").id
+    assert row(selectors.tat_table(PERIOD, dimensions=[]))["completed_to_images_n"] == 3
