@@ -1,5 +1,9 @@
-from rest_framework.routers import DefaultRouter
+from rest_framework.routers import SimpleRouter
 
-router = DefaultRouter()
+from .views import ReconciliationViewSet, StudyViewSet
+
+router = SimpleRouter()
+router.register("imaging/studies", StudyViewSet, basename="study")
+router.register("imaging/reconciliation", ReconciliationViewSet, basename="reconciliation")
 
 urlpatterns = router.urls
