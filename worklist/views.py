@@ -14,6 +14,7 @@ from django.views.decorators.http import require_GET, require_POST
 from audit.services import audit_record
 from ris.errors import ApplicationError
 from ris.permissions import role_required
+from ris.roles import has_permission
 from scheduling.models import ProcedureStatus
 from scheduling.services import allowed_actions
 
@@ -115,7 +116,13 @@ def console(request):
     return render(
         request,
         "worklist/console.html",
-        {"form": form, "filter": f, "open_exceptions": open_exceptions, **ctx},
+        {
+            "form": form,
+            "filter": f,
+            "open_exceptions": open_exceptions,
+            "can_import": has_permission(request.user, "worklist.import"),
+            **ctx,
+        },
     )
 
 

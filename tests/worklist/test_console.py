@@ -281,3 +281,9 @@ def test_image_count_check_compares_mpps_with_received(client_for, exam):
 def _series_uid(mpps):
     mpps.refresh_from_db()
     return mpps.performed_series[0]["series_uid"]
+
+
+def test_import_link_only_for_administrators(client_for, exam):
+    url = reverse("worklist:import")
+    assert url not in client_for("technologist").get(reverse("worklist:console")).content.decode()
+    assert url in client_for("admin").get(reverse("worklist:console")).content.decode()

@@ -23,7 +23,7 @@ from worklist.models import ScheduledStationAlternate
 pytestmark = pytest.mark.django_db
 
 
-def wl_file(path: Path, **overrides) -> Path:
+def wl_file(path: Path, *, meta: bool = True, **overrides) -> Path:
     """A worklist file like the ones wlmscpfs serves; ``overrides`` set or (None) delete keys."""
     ds = Dataset()
     ds.SpecificCharacterSet = "ISO_IR 192"
@@ -57,13 +57,17 @@ def wl_file(path: Path, **overrides) -> Path:
                 delattr(target, key)
             else:
                 setattr(target, key, value)
-    ds.file_meta = FileMetaDataset()
-    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds.file_meta.MediaStorageSOPClassUID = "1.2.276.0.7230010.3.1.0.1"
-    ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        ds.save_as(path, enforce_file_format=True)
+        if meta:
+            ds.file_meta = FileMetaDataset()
+            ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+            ds.file_meta.MediaStorageSOPClassUID = "1.2.276.0.7230010.3.1.0.1"
+            ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+            ds.save_as(path, enforce_file_format=True)
+        else:
+            # A bare data set in Implicit VR Little Endian, as `dump2dcm -F` writes it.
+            ds.save_as(path, implicit_vr=True, little_endian=True)
     return path
 
 
@@ -222,3 +226,12 @@ def test_upload_page_is_admin_only_and_imports(client_for, tmp_path):
     body = response.content.decode()
     assert response.status_code == 200 and "good.wl" in body and "bad.wl" in body
     assert Order.objects.filter(accession_number="ACC100").exists()
+
+
+def test_dataset_without_meta_header(tmp_path):
+    StationFactory(ae_title="CT1")
+    path = wl_file(tmp_path / "bare.wl", meta=False)
+    assert path.read_bytes()[128:132] != b"DICM"
+    result = import_worklist_file(path)
+    assert result.ok, result.message
+    assert Patient.objects.get(patient_id="PID100").pn_ideographic == "王^小东"
