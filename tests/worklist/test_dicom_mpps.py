@@ -158,8 +158,10 @@ def test_scu_create_discontinue(scu):
 
 
 @pytest.mark.dicom
-def test_scu_chinese_patient_name_round_trips(scu):
+@pytest.mark.parametrize("charset", ["ISO_IR 192", "GB18030"])
+def test_scu_chinese_patient_name_round_trips(scu, charset):
     ds = n_create(ssa_item())
+    ds.SpecificCharacterSet = charset
     ds.PatientName = "Wang^XiaoDong=王^小东"
     uid = generate_uid()
     assert _create(scu, ds, uid) == 0x0000
