@@ -71,7 +71,11 @@ class ReleaseForm(forms.Form):
 
 class CriticalFlagForm(forms.Form):
     category = forms.ChoiceField(choices=CriticalCategory.choices, label=_("ACR category"))
-    finding = forms.CharField(max_length=255, label=_("Critical finding"))
+    finding = forms.CharField(
+        max_length=255,
+        label=_("Critical finding"),
+        widget=forms.TextInput(attrs={"placeholder": _("Critical finding")}),
+    )
 
 
 class CriticalNotifyForm(forms.Form):

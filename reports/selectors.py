@@ -207,13 +207,14 @@ def review_queue() -> QuerySet[Report]:
 
 
 def prior_exams(*, procedure: RequestedProcedure, limit: int = 20) -> list[RequestedProcedure]:
-    """Other exams of the same patient, newest first, with their report if signed."""
+    """Other performed exams of the same patient, newest first, with their report."""
+    performed = (ProcedureStatus.IN_PROGRESS, ProcedureStatus.COMPLETED, ProcedureStatus.DISCONTINUED)
     return list(
         RequestedProcedure.objects.filter(order__patient_id=procedure.order.patient_id)
+        .filter(Q(status__in=performed) | Q(images_available_at__isnull=False))
         .exclude(pk=procedure.pk)
-        .exclude(status=ProcedureStatus.CANCELLED)
         .select_related("procedure_type", "order", "report")
-        .order_by("-order__created_at")[:limit]
+        .order_by(Coalesce("ended_at", "started_at", "order__created_at").desc())[:limit]
     )
 
 

@@ -544,3 +544,19 @@ def test_person_names_are_shown_without_dicom_separators():
     assert pn("Li^Ming") == "Li Ming"
     assert pn("Wang^XiaoDong=王^小东") == "Wang XiaoDong / 王 小东"
     assert pn("") == ""
+
+
+def test_priors_are_the_patients_other_performed_exams(client_for, make_exam, make_report):
+    from tests.factories import make_order
+
+    first = make_report("final", findings="Old nodule 5 mm.", impression="Nodule 5 mm.")
+    patient = first.requested_procedure.order.patient
+    future = make_order(patient=patient).procedures.get()  # scheduled, not a prior
+    current = make_exam(patient=patient)
+    rad = client_for("radiologist")
+    rad.post(reverse("reports:claim", args=[current.pk]))
+    report = Report.objects.get(requested_procedure=current)
+    resp = rad.get(reverse("reports:edit", args=[report.pk]))
+    assert [p.pk for p in resp.context["priors"]] == [first.requested_procedure_id]
+    assert future.pk not in [p.pk for p in resp.context["priors"]]
+    assert "Nodule 5 mm." in resp.content.decode()
