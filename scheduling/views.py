@@ -62,6 +62,10 @@ from .services import (
 logger = logging.getLogger(__name__)
 
 
+# How far ahead the booking widget looks for the first day with a free slot.
+NEXT_FREE_DAY_SEARCH = 14
+
+
 def board_poll_seconds() -> int:
     return int(getattr(settings, "RIS_BOARD_POLL_SECONDS", 10))
 
@@ -131,13 +135,22 @@ def booking_context(
     if exclude_step is not None and not duration:
         duration = int((exclude_step.end - exclude_step.start).total_seconds() // 60)
     slots = []
+    advanced_from = None
     if station is not None and (procedure_type is not None or exclude_step is not None):
+        exclude_id = exclude_step.pk if exclude_step is not None else None
         slots = station_day_slots(
-            station=station,
-            day=day,
-            duration_minutes=duration,
-            exclude_step_id=exclude_step.pk if exclude_step is not None else None,
+            station=station, day=day, duration_minutes=duration, exclude_step_id=exclude_id
         )
+        if not data.get("day") and not any(s.state == "free" for s in slots):
+            # No day chosen yet and nothing left today: open on the next day with a free slot.
+            for ahead in range(1, NEXT_FREE_DAY_SEARCH + 1):
+                candidate = day + timedelta(days=ahead)
+                found = station_day_slots(
+                    station=station, day=candidate, duration_minutes=duration, exclude_step_id=exclude_id
+                )
+                if any(s.state == "free" for s in found):
+                    advanced_from, day, slots = day, candidate, found
+                    break
         if exclude_step is not None and exclude_step.station_id == station.pk:
             # Where the procedure starts now: shown, not offered (moving there changes nothing).
             # The rest of its current time is free to move into, as the service allows.
@@ -159,6 +172,7 @@ def booking_context(
         "chosen": chosen,
         "procedure_type": procedure_type,
         "booking_errors": errors or [],
+        "advanced_from": advanced_from,
     }
 
 

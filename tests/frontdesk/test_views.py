@@ -673,3 +673,35 @@ def test_search_rows_offer_ordering_only_to_who_may_order(client_for, wang):
     )
     html = client_for("radiologist").get(reverse("registration:patient_search"), params).content.decode()
     assert f"/patients/{wang.pk}/" in html and order_url not in html
+
+
+def test_booking_opens_on_next_day_with_a_free_slot(desk):
+    from datetime import time
+
+    station = StationFactory(ae_title="CTUI3", modality="CT", work_start=time(8, 0), work_end=time(8, 30))
+    ptype = ProcedureTypeFactory(code_value="CTUI3P", modality="CT", duration_minutes=15)
+    today = timezone.localdate()
+    tz = timezone.get_current_timezone()
+    # Tomorrow is fully booked; today is over or full either way for an 08:00-08:30 station.
+    from datetime import datetime as dt
+
+    tomorrow = today + timedelta(days=1)
+    for minute in (0, 15):
+        make_order(
+            station=station, procedure_type=ptype, start=dt.combine(tomorrow, time(8, minute), tzinfo=tz)
+        )
+    if dt.combine(today, time(8, 15), tzinfo=tz) > timezone.now():
+        for minute in (0, 15):
+            make_order(
+                station=station, procedure_type=ptype, start=dt.combine(today, time(8, minute), tzinfo=tz)
+            )
+    resp = desk.get(reverse("scheduling:slots"), {"procedure_type": ptype.pk, "station": station.pk})
+    assert resp.context["day"] == today + timedelta(days=2)
+    assert resp.context["advanced_from"] == today
+    assert 'data-testid="advanced"' in resp.content.decode()
+    # An explicit day is respected even when it is full.
+    resp = desk.get(
+        reverse("scheduling:slots"),
+        {"procedure_type": ptype.pk, "station": station.pk, "day": tomorrow.isoformat()},
+    )
+    assert resp.context["day"] == tomorrow and resp.context["free_count"] == 0
