@@ -217,6 +217,8 @@ RIS_DICOM_PORT = env.int("RIS_DICOM_PORT", default=11112)
 RIS_DICOM_BIND_ADDRESS = env("RIS_DICOM_BIND_ADDRESS", default="127.0.0.1")
 RIS_STORAGE_ROOT = Path(env("RIS_STORAGE_ROOT", default=str(VAR_DIR / "storage")))
 RIS_MWL_RESULT_CAP = env.int("RIS_MWL_RESULT_CAP", default=2000)
+# Technologist console: how often the day board and exam status poll for changes (seconds).
+RIS_CONSOLE_POLL_SECONDS = env.int("RIS_CONSOLE_POLL_SECONDS", default=5)
 # Modules that contribute DICOM services to the one AE (each has contribute(ae) -> handlers).
 RIS_DICOM_SERVICES = ["worklist.dicom_mwl", "worklist.dicom_mpps", "imaging.dicom"]
 # DICOM node (ris/dicom, docs/dicom.md). Timeouts in seconds.
