@@ -166,7 +166,8 @@ class RISAssociation(Association):
             super()._serve_request(msg, context_id)
             return
         try:
-            self.dimse.cancel_req = {}
+            # Keep a C-CANCEL that overtook its own C-FIND (pynetdicom drops it); drop the rest.
+            self.dimse.cancel_req = {k: v for k, v in self.dimse.cancel_req.items() if k == msg.MessageID}
             self._is_paused = True
             FastFindServiceClass(self).SCP(msg, context)
             self._is_paused = False

@@ -33,7 +33,7 @@ def schedule(*, patient, station, start, procedure_type=None, **kwargs):
 
 
 @pytest.fixture
-def wang(transactional_db):
+def wang(db):
     return PatientFactory(
         patient_id="P1001",
         family_name="Wang",
@@ -48,7 +48,7 @@ def wang(transactional_db):
 
 
 @pytest.fixture
-def mwl_data(transactional_db, wang):
+def mwl_data(db, wang):
     """Four CT stations (one per charset profile), one MR; steps today and tomorrow."""
     stations = {
         "CT_UTF8": StationFactory(
