@@ -155,6 +155,10 @@ class PatientForm(FrontDeskForm):
         empty_value=None,
         choices=[("", "—"), *PregnancyStatus.choices],
     )
+    is_temporary = forms.BooleanField(
+        label=_("Temporary registration (unidentified or emergency patient; merge later)"),
+        required=False,
+    )
     confirm_duplicate = forms.BooleanField(
         label=_("I have checked the patients above: this is a different person, register anyway."),
         required=False,
@@ -208,6 +212,7 @@ class PatientForm(FrontDeskForm):
             "medical_alerts": data.get("medical_alerts", "").strip(),
             "allergies": data.get("allergies", "").strip(),
             "pregnancy_status": data.get("pregnancy_status"),
+            "is_temporary": bool(data.get("is_temporary")),
         }
         if not self.editing:
             fields["patient_id"] = data.get("patient_id", "").strip()
@@ -226,6 +231,7 @@ class PatientForm(FrontDeskForm):
             "medical_alerts": patient.medical_alerts,
             "allergies": patient.allergies,
             "pregnancy_status": patient.pregnancy_status,
+            "is_temporary": patient.is_temporary,
         }
 
 

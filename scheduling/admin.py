@@ -7,6 +7,7 @@ from audit.services import audit_record
 from registration.admin import RoleAdminMixin
 
 from .models import Order, ProcedureType, RequestedProcedure, Station, StationDowntime
+from .services import station_add_downtime
 
 
 class StationDowntimeInline(RoleAdminMixin, admin.TabularInline):
@@ -44,9 +45,14 @@ class StationDowntimeAdmin(RoleAdminMixin, admin.ModelAdmin):
     readonly_fields = ("created_by",)
 
     def save_model(self, request, obj, form, change):
-        if not change:
-            obj.created_by = request.user
-        super().save_model(request, obj, form, change)
+        if change:
+            super().save_model(request, obj, form, change)
+            return
+        # New downtime goes through the service (validation and audit), like the calendar page.
+        created = station_add_downtime(
+            station=obj.station, start=obj.start, end=obj.end, reason=obj.reason, actor=request.user
+        )
+        obj.pk, obj.created_by = created.pk, created.created_by
 
 
 @admin.register(ProcedureType)

@@ -705,3 +705,35 @@ def test_booking_opens_on_next_day_with_a_free_slot(desk):
         {"procedure_type": ptype.pk, "station": station.pk, "day": tomorrow.isoformat()},
     )
     assert resp.context["day"] == tomorrow and resp.context["free_count"] == 0
+
+
+def test_temporary_registration_is_flagged(desk):
+    resp = desk.post(
+        reverse("registration:patient_register"),
+        _patient_post(chinese_name="", family_name="Unknown", given_name="Trauma", is_temporary="on"),
+    )
+    assert resp.status_code == 302
+    patient = Patient.objects.get()
+    assert patient.is_temporary
+    html = desk.get(reverse("registration:patient_search"), {"q": "unknown"}).content.decode()
+    assert "temporary" in html
+
+
+def test_admin_downtime_goes_through_the_service(client_for, ct):
+    station, _ptype = ct
+    day = (timezone.localdate() + timedelta(days=3)).isoformat()
+    resp = client_for("admin").post(
+        "/admin/scheduling/stationdowntime/add/",
+        {
+            "station": station.pk,
+            "start_0": day,
+            "start_1": "10:00:00",
+            "end_0": day,
+            "end_1": "11:00:00",
+            "reason": "Service visit",
+        },
+    )
+    assert resp.status_code == 302, resp.content.decode()[:2000]
+    downtime = StationDowntime.objects.get()
+    assert downtime.reason == "Service visit" and downtime.created_by.username == "u_admin"
+    assert events("station.downtime").count() == 1
