@@ -64,7 +64,12 @@ class ReportViewSet(
         "search": "report.view",
     }
     audit_object_type = "report"
-    filterset_fields = ["status"]
+    filterset_fields = {
+        "status": ["exact", "in"],
+        "requested_procedure": ["exact"],
+        "requested_procedure__order__accession_number": ["exact"],
+        "signed_at": ["gte", "lt"],
+    }
 
     def audit_patient_id(self, obj):
         return obj.requested_procedure.order.patient_id

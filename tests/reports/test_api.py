@@ -157,3 +157,17 @@ def test_openapi_documents_the_report_actions(api_for):
     assert "/api/v1/critical-results/{id}/acknowledge/" in paths
     sign = paths["/api/v1/reports/{id}/sign/"]["post"]
     assert "requestBody" in sign
+
+
+def test_list_filters(api_for, make_report):
+    final = make_report("final")
+    draft = make_report("draft")
+    c = api_for("reviewer")
+    acc = final.requested_procedure.order.accession_number
+    r = c.get(BASE, {"requested_procedure__order__accession_number": acc})
+    assert [x["id"] for x in r.json()["results"]] == [final.pk]
+    r = c.get(BASE, {"status": "draft"})
+    assert [x["id"] for x in r.json()["results"]] == [draft.pk]
+    r = c.get(BASE, {"status__in": "final,amended"})
+    assert [x["id"] for x in r.json()["results"]] == [final.pk]
+    assert AuditEvent.objects.filter(action="report.search").count() == 3
