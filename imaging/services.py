@@ -8,8 +8,10 @@ message costs latency, never data (the sweeper re-enqueues ``received`` rows).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import zlib
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
@@ -139,7 +141,7 @@ def object_receive(
     try:
         with Path(path).open("rb") as src:
             src.seek(header.dataset_offset)
-            stored = storage.store(header=meta, source=src, length=header.dataset_size)
+            stored = storage.store(header=meta, source=src, length=header.dataset_size, sync_dir=False)
     except storage.ObjectTooLarge as exc:
         raise ReceiveRefused(str(exc), STATUS_OUT_OF_RESOURCES) from exc
     except storage.StorageFull as exc:
@@ -147,8 +149,11 @@ def object_receive(
     except storage.StorageError as exc:
         raise ReceiveRefused(str(exc), STATUS_STORAGE_ERROR) from exc
 
+    # The directory fsync (making the rename durable) runs while the row is committed; both
+    # must succeed before the caller may answer. The file itself is already fsync'd.
+    dir_sync = _DIR_SYNC.submit(storage.fsync_dir, stored.relpath)
     try:
-        return _record(
+        result = _record(
             stored=stored,
             header=header,
             calling_ae=calling_ae,
@@ -156,9 +161,31 @@ def object_receive(
         )
     except DatabaseError as exc:
         # Not acknowledged: the file must not outlive the refusal.
+        _wait_quietly(dir_sync)
         storage.remove(stored.relpath)
         logger.warning("database unavailable while recording %s: %s", sop_instance_uid, type(exc).__name__)
         raise ReceiveRefused("database unavailable", STATUS_DB_UNAVAILABLE) from exc
+    except BaseException:
+        _wait_quietly(dir_sync)
+        raise
+    try:
+        dir_sync.result()
+    except storage.StorageError as exc:
+        # The name may not survive a crash: undo the row (if it is ours) and refuse.
+        if result.outcome == "stored":
+            with contextlib.suppress(DatabaseError):
+                ReceivedObject.objects.filter(pk=result.received_object_id, relpath=stored.relpath).delete()
+        storage.remove(stored.relpath)
+        raise ReceiveRefused(str(exc), STATUS_STORAGE_ERROR) from exc
+    return result
+
+
+_DIR_SYNC = ThreadPoolExecutor(max_workers=4, thread_name_prefix="imaging-dirsync")
+
+
+def _wait_quietly(future) -> None:
+    with contextlib.suppress(Exception):
+        future.result()
 
 
 def _record(*, stored: storage.StoredFile, header: dicomfile.ObjectHeader, calling_ae: str, source: str):

@@ -115,12 +115,27 @@ def _raise_os_error(exc: OSError) -> None:
     raise StorageError(f"storage write failed: {exc.strerror}") from exc
 
 
+def fsync_dir(relpath: str) -> None:
+    """Make the rename of a stored file durable (fsync its directory)."""
+    try:
+        _fsync_dir(path_for(relpath).parent)
+    except OSError as exc:
+        _raise_os_error(exc)
+
+
 def store(
-    *, header: bytes, source: BinaryIO, length: int | None = None, subdir: str = "objects"
+    *,
+    header: bytes,
+    source: BinaryIO,
+    length: int | None = None,
+    subdir: str = "objects",
+    sync_dir: bool = True,
 ) -> StoredFile:
     """Write ``header`` + ``source`` (up to ``length`` bytes) durably and return where and what.
 
-    Raises ``StorageFull``/``StorageError`` (nothing is left behind) or ``ObjectTooLarge``.
+    With ``sync_dir=False`` the caller must call ``fsync_dir(relpath)`` before relying on the
+    name (the receive path overlaps it with the database commit). Raises
+    ``StorageFull``/``StorageError`` (nothing is left behind) or ``ObjectTooLarge``.
     """
     limit = settings.RIS_STORAGE_MAX_OBJECT_BYTES
     if length is not None and length + len(header) > limit:
@@ -157,7 +172,8 @@ def store(
         _ensure_dir(dest.parent)
         os.rename(tmp_path, dest)
         tmp_path = None
-        _fsync_dir(dest.parent)
+        if sync_dir:
+            _fsync_dir(dest.parent)
     except OSError as exc:
         _raise_os_error(exc)
     finally:
