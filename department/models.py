@@ -123,12 +123,24 @@ class ProcedureMilestone(models.Model):
     arrived = models.DateTimeField(null=True)
     started = models.DateTimeField(null=True)
     completed = models.DateTimeField(null=True)
+    # First complete or discontinue: the end of the time on the station.
+    ended = models.DateTimeField(null=True)
     images = models.DateTimeField(null=True)
     prelim = models.DateTimeField(null=True)
     final = models.DateTimeField(null=True)
 
     class Meta:
-        indexes = [models.Index(fields=["ordered"], name="milestone_ordered")]
+        indexes = [
+            models.Index(fields=["ordered"], name="milestone_ordered"),
+            models.Index(fields=["started"], name="milestone_started"),
+            models.Index(fields=["completed"], name="milestone_completed"),
+            # The reading backlog: completed, not yet signed.
+            models.Index(
+                fields=["completed"],
+                name="milestone_unread",
+                condition=models.Q(completed__isnull=False, final__isnull=True),
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"milestones of {self.procedure_id}"

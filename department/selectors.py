@@ -155,9 +155,10 @@ _PE = """, pe AS (
            max(e.at) FILTER (WHERE e.action = 'arrive') AS arrived,
            min(e.at) FILTER (WHERE e.action = 'start') AS started,
            min(e.at) FILTER (WHERE e.action = 'complete') AS completed,
+           min(e.at) FILTER (WHERE e.action IN ('complete', 'discontinue')) AS ended,
            min(e.at) FILTER (WHERE e.action = 'images_available') AS images
     FROM scheduling_procedureevent e JOIN p ON p.id = e.requested_procedure_id
-    WHERE e.action IN ('arrive', 'start', 'complete', 'images_available')
+    WHERE e.action IN ('arrive', 'start', 'complete', 'discontinue', 'images_available')
       AND e.requested_procedure_id BETWEEN (SELECT min(id) FROM p) AND (SELECT max(id) FROM p)
     GROUP BY e.requested_procedure_id
 )"""
@@ -191,6 +192,7 @@ _COLUMNS = {
     "arrived": (("pe",), "pe.arrived", ("pe",)),
     "started": (("pe",), "pe.started", ("pe",)),
     "completed": (("pe",), "pe.completed", ("pe",)),
+    "ended": (("pe",), "pe.ended", ("pe",)),
     "images": (("pe",), "pe.images", ("pe",)),
     "prelim": (("re",), "re.prelim", ("re",)),
     "final": (("re",), "re.final", ("re",)),
@@ -567,12 +569,14 @@ def backlog(*, now=None, window_days: int | None = None) -> list[list]:
     """
     now = now or timezone.now()
     window = window_days or getattr(settings, "RIS_BACKLOG_WINDOW_DAYS", 30)
+    if use_sql():
+        return _backlog_sql(now, window)
     qs = RequestedProcedure.objects.filter(
         status=ProcedureStatus.COMPLETED, ended_at__gte=now - timedelta(days=window), ended_at__lte=now
     )
-    Report = _model("reports", "Report")
-    if Report is not None:
-        qs = qs.exclude(report__status__in=["final", "amended"])
+    if _model("reports", "ReportEvent") is not None:
+        # "Signed" as in the turnaround milestones: a ``signed`` report event exists.
+        qs = qs.exclude(report__events__action="signed")
     agg = qs.aggregate(
         **{
             f"b{i}": Count(
@@ -582,6 +586,29 @@ def backlog(*, now=None, window_days: int | None = None) -> list[list]:
             )
             for i, (lo, hi, _label) in enumerate(BACKLOG_BUCKETS)
         },
+    )
+    return [[label, agg[f"b{i}"]] for i, (_lo, _hi, label) in enumerate(BACKLOG_BUCKETS)]
+
+
+def _backlog_sql(now, window: int) -> list[list]:
+    from .models import ProcedureMilestone
+
+    _fact_cte()  # sync the milestone table first
+    qs = ProcedureMilestone.objects.filter(
+        completed__isnull=False,
+        final__isnull=True,
+        completed__gte=now - timedelta(days=window),
+        completed__lte=now,
+    )
+    agg = qs.aggregate(
+        **{
+            f"b{i}": Count(
+                "pk",
+                filter=Q(completed__lte=now - timedelta(hours=lo))
+                & (Q(completed__gt=now - timedelta(hours=hi)) if hi is not None else Q()),
+            )
+            for i, (lo, hi, _label) in enumerate(BACKLOG_BUCKETS)
+        }
     )
     return [[label, agg[f"b{i}"]] for i, (_lo, _hi, label) in enumerate(BACKLOG_BUCKETS)]
 
@@ -637,6 +664,21 @@ def no_show_count(period: Period, *, now=None) -> int:
 def fig_volume(period: Period, *, by: str = "day", per: str = "modality") -> Figure:
     """Completed exams per day (or week) per modality (or station), from ``complete`` events."""
     trunc = TruncWeek if by == "week" else TruncDay
+    if use_sql():
+        from .models import ProcedureMilestone
+
+        _fact_cte()  # sync the milestone table first
+        key = "modality" if per == "modality" else "station"
+        qs = ProcedureMilestone.objects.filter(completed__gte=period.start, completed__lt=period.end)
+        if period.modality:
+            qs = qs.filter(modality=period.modality)
+        data = (
+            qs.annotate(bucket=trunc("completed", tzinfo=timezone.get_current_timezone()))
+            .values("bucket", key)
+            .annotate(n=Count("pk"))
+            .order_by("bucket")
+        )
+        return _volume_figure(period, by, per, key, data)
     key = "requested_procedure__procedure_type__modality" if per == "modality" else "station"
     qs = ProcedureEvent.objects.filter(action="complete", at__gte=period.start, at__lt=period.end)
     if period.modality:
@@ -660,6 +702,10 @@ def fig_volume(period: Period, *, by: str = "day", per: str = "modality") -> Fig
         .annotate(n=Count("id"))
         .order_by("bucket")
     )
+    return _volume_figure(period, by, per, key, data)
+
+
+def _volume_figure(period: Period, by: str, per: str, key: str, data) -> Figure:
     series: set[str] = set()
     table: dict = defaultdict(dict)
     for r in data:
@@ -758,30 +804,19 @@ def _overlap_working_minutes(station, start, end) -> float:
 
 def _performed_minutes(period: Period) -> dict[int, float]:
     if use_sql():
-        sql = """
-        WITH s AS (
-            SELECT e.requested_procedure_id AS id, min(e.at) AS started
-            FROM scheduling_procedureevent e
-            WHERE e.action = 'start' AND e.at >= %(start)s AND e.at < %(end)s
-            GROUP BY 1
-        ), f AS (
-            SELECT e.requested_procedure_id AS id, min(e.at) AS ended
-            FROM scheduling_procedureevent e JOIN s ON s.id = e.requested_procedure_id
-            WHERE e.action IN ('complete', 'discontinue')
-            GROUP BY 1
-        ), st AS (
-            SELECT DISTINCT ON (sp.requested_procedure_id) sp.requested_procedure_id AS id, sp.station_id
-            FROM scheduling_scheduledprocedurestep sp JOIN s ON s.id = sp.requested_procedure_id
-            ORDER BY sp.requested_procedure_id, sp.start DESC
+        from .models import ProcedureMilestone
+
+        _fact_cte()  # sync the milestone table first
+        by_ae = dict(Station.objects.values_list("ae_title", "pk"))
+        rows = (
+            ProcedureMilestone.objects.filter(
+                started__gte=period.start, started__lt=period.end, ended__gt=F("started")
+            )
+            .values("station")
+            .annotate(d=Sum(F("ended") - F("started")))
+            .values_list("station", "d")
         )
-        SELECT st.station_id, sum(extract(epoch FROM (f.ended - s.started))) / 60.0
-        FROM s JOIN f ON f.id = s.id JOIN st ON st.id = s.id
-        WHERE f.ended > s.started
-        GROUP BY st.station_id
-        """
-        with connection.cursor() as cur:
-            cur.execute(sql, _params(period))
-            return {k: float(v) for k, v in cur.fetchall()}
+        return {by_ae[ae]: d.total_seconds() / 60 for ae, d in rows if ae in by_ae and d}
     starts = dict(
         ProcedureEvent.objects.filter(action="start", at__gte=period.start, at__lt=period.end)
         .values("requested_procedure_id")

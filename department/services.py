@@ -194,6 +194,7 @@ MILESTONE_COLUMNS = [
     "arrived",
     "started",
     "completed",
+    "ended",
     "images",
     "prelim",
     "final",
@@ -293,8 +294,11 @@ def milestones_sync() -> int:
             return 0
         state, _ = MilestoneSyncState.objects.get_or_create(pk=1)
         marks = _event_marks()
-        if (state.procedure_event_id, state.report_event_id) == marks and marks != (0, 0):
+        if (state.procedure_event_id, state.report_event_id) == marks:
             return 0
+        if state.synced_at is None:
+            # Never built: compute everything in id ranges rather than one giant id list.
+            return milestones_rebuild()
         params = {
             "pe": max(state.procedure_event_id - SYNC_SAFETY_IDS, 0),
             "re": max(state.report_event_id - SYNC_SAFETY_IDS, 0),

@@ -13,7 +13,7 @@ from django.utils import timezone
 from department import registry, selectors
 from department.figures import Period, period_from_params
 from department.services import material_item_upsert, material_record_usage
-from reports.models import CriticalResult, PeerReview, Report
+from reports.models import CriticalResult, PeerReview, Report, ReportEvent
 from ris.errors import ApplicationError
 from scheduling import services
 from scheduling.models import StationDowntime
@@ -28,8 +28,18 @@ def table(fig):
     return {r[0]: r[1:] for r in fig.rows}
 
 
+@pytest.fixture(params=["sql", "python"])
+def path(request, monkeypatch):
+    """Run a test against the PostgreSQL (milestone table) path and the portable ORM path."""
+    if request.param == "python":
+        monkeypatch.setattr(selectors, "use_sql", lambda: False)
+    elif not selectors.use_sql():
+        pytest.skip("PostgreSQL path")
+    return request.param
+
+
 @pytest.mark.django_db
-def test_volume_per_modality_and_station(history):
+def test_volume_per_modality_and_station(history, path):
     fig = selectors.fig_volume(PERIOD, by="day", per="modality")
     assert fig.columns == ["Day", "CT", "MR", "Total"]
     # Completed (not cancelled, not discontinued): P1, P2 on CT; P5 on MR.
@@ -60,7 +70,7 @@ def test_station_utilisation(history, path, monkeypatch):
 
 
 @pytest.mark.django_db
-def test_backlog_buckets():
+def test_backlog_buckets(path):
     now = timezone.now()
     author = UserFactory()
 
@@ -72,7 +82,9 @@ def test_backlog_buckets():
         else:
             services.procedure_complete(procedure=proc, at=now - timedelta(hours=hours_ago))
         if report_status:
-            Report.objects.create(requested_procedure=proc, author=author, status=report_status)
+            report = Report.objects.create(requested_procedure=proc, author=author, status=report_status)
+            if report_status == "final":
+                ReportEvent.objects.create(report=report, action="signed", at=now - timedelta(hours=1))
         return proc
 
     completed(0.5)
