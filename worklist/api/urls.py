@@ -1,5 +1,8 @@
-from rest_framework.routers import DefaultRouter
+from rest_framework.routers import SimpleRouter
 
-router = DefaultRouter()
+from .views import WorklistViewSet
+
+router = SimpleRouter()
+router.register("worklist", WorklistViewSet, basename="worklist")
 
 urlpatterns = router.urls
