@@ -408,6 +408,8 @@ def mpps_create(
     source = f"mpps:{calling_ae}"[:32]
     problems = []
     for proc in link.procedures:
+        if proc.status == ProcedureStatus.IN_PROGRESS:
+            continue  # IHE "append case": a further step of an exam already under way
         try:
             scheduling.procedure_start(
                 procedure=proc, source=source, at=_event_time(started), detail={"mpps": uid}
@@ -544,24 +546,9 @@ def mpps_update(*, sop_instance_uid: str, modifications: Dataset, calling_ae: st
     problems = []
     if final:
         for proc in procedures:
-            try:
-                if new_status == MPPSStatus.COMPLETED:
-                    scheduling.procedure_complete(
-                        procedure=proc,
-                        source=source,
-                        at=_event_time(ended),
-                        detail={"mpps": mpps.sop_instance_uid},
-                    )
-                else:
-                    scheduling.procedure_discontinue(
-                        procedure=proc,
-                        source=source,
-                        at=_event_time(ended),
-                        reason=mpps.discontinuation_meaning or "Discontinued at the modality",
-                        detail={"mpps": mpps.sop_instance_uid, "code": mpps.discontinuation_code},
-                    )
-            except InvalidTransition as exc:
-                problems.append(f"{proc.requested_procedure_id}: {exc.message}")
+            problem = _finish_procedure(proc, mpps=mpps, source=source, at=_event_time(ended))
+            if problem:
+                problems.append(problem)
         if consumables and procedures:
             _record_materials(mpps=mpps, items=consumables, procedures=procedures)
     if problems:
@@ -588,6 +575,39 @@ def mpps_update(*, sop_instance_uid: str, modifications: Dataset, calling_ae: st
     )
     logger.info("MPPS N-SET %s from %s: %s -> %s", mpps.sop_instance_uid, calling_ae, old_status, new_status)
     return mpps
+
+
+def _finish_procedure(proc: RequestedProcedure, *, mpps: PerformedProcedureStep, source: str, at) -> str:
+    """Move a procedure to its final state once its last open MPPS is final.
+
+    A procedure may have several MPPS (IHE append case, or a discontinued step redone): it is
+    completed when its last open step ends and any of its steps completed, discontinued when
+    all of them were discontinued. Returns a problem description, or "".
+    """
+    steps = list(PerformedProcedureStep.objects.filter(procedures=proc).values_list("pk", "status"))
+    if any(status == MPPSStatus.IN_PROGRESS for pk, status in steps if pk != mpps.pk):
+        return ""  # another step of this exam is still under way
+    statuses = {status for _pk, status in steps} | {mpps.status}
+    target = ProcedureStatus.COMPLETED if MPPSStatus.COMPLETED in statuses else ProcedureStatus.DISCONTINUED
+    current = RequestedProcedure.objects.filter(pk=proc.pk).values_list("status", flat=True).first()
+    if current == target:
+        return ""  # already there (e.g. completed at the console)
+    try:
+        if target == ProcedureStatus.COMPLETED:
+            scheduling.procedure_complete(
+                procedure=proc, source=source, at=at, detail={"mpps": mpps.sop_instance_uid}
+            )
+        else:
+            scheduling.procedure_discontinue(
+                procedure=proc,
+                source=source,
+                at=at,
+                reason=mpps.discontinuation_meaning or "Discontinued at the modality",
+                detail={"mpps": mpps.sop_instance_uid, "code": mpps.discontinuation_code},
+            )
+    except InvalidTransition as exc:
+        return f"{proc.requested_procedure_id}: {exc.message}"
+    return ""
 
 
 def mpps_get(*, sop_instance_uid: str, calling_ae: str, tags: list[int] | None = None) -> Dataset:

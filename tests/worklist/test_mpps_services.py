@@ -6,6 +6,7 @@ import pytest
 from pydicom.uid import generate_uid
 
 from audit.models import AuditEvent
+from scheduling import services as scheduling_services
 from scheduling.models import ProcedureEvent, ProcedureStatus, RequestedProcedure
 from tests.factories import StationFactory, make_order
 from worklist import services
@@ -253,12 +254,66 @@ def test_status_out_of_range_is_0116():
     )
 
 
-def test_mpps_after_manual_completion_is_recorded_with_state_exception():
+def test_mpps_for_a_cancelled_procedure_is_kept_with_state_exception():
+    proc = _proc()
+    scheduling_services.procedure_cancel(procedure=proc, reason="patient left")
+    mpps = services.mpps_create(attributes=n_create(for_procedure(proc)), calling_ae="CT1")
+    assert list(mpps.procedures.all()) == [proc]
+    assert MPPSException.objects.get(mpps=mpps).reason == "state"
+    proc.refresh_from_db()
+    assert proc.status == ProcedureStatus.CANCELLED
+
+
+def test_manual_start_then_mpps_is_the_append_case():
     proc = _proc()
     services.console_start(procedure=proc, actor=None)
     mpps = services.mpps_create(attributes=n_create(for_procedure(proc)), calling_ae="CT1")
     assert list(mpps.procedures.all()) == [proc]
+    assert not MPPSException.objects.filter(mpps=mpps).exists()
+
+
+def test_procedure_completes_when_its_last_mpps_ends():
+    proc = _proc()
+    first = services.mpps_create(attributes=n_create(for_procedure(proc)), calling_ae="CT1")
+    second = services.mpps_create(attributes=n_create(for_procedure(proc)), calling_ae="CT1")
+    services.mpps_update(
+        sop_instance_uid=first.sop_instance_uid, modifications=n_set_final(), calling_ae="CT1"
+    )
+    proc.refresh_from_db()
+    assert proc.status == ProcedureStatus.IN_PROGRESS  # the second step is still under way
+    reason = ("110514", "DCM", "Incorrect worklist entry selected")
+    services.mpps_update(
+        sop_instance_uid=second.sop_instance_uid,
+        modifications=n_set_final("DISCONTINUED", series=(), reason=reason),
+        calling_ae="CT1",
+    )
+    proc.refresh_from_db()
+    assert proc.status == ProcedureStatus.COMPLETED  # one step completed: the exam is done
+    assert not MPPSException.objects.filter(mpps__in=[first, second]).exists()
+
+
+def test_console_completion_before_mpps_completion_is_not_an_exception():
+    proc = _proc()
+    mpps = services.mpps_create(attributes=n_create(for_procedure(proc)), calling_ae="CT1")
+    services.console_complete(procedure=proc, actor=None)
+    services.mpps_update(
+        sop_instance_uid=mpps.sop_instance_uid, modifications=n_set_final(), calling_ae="CT1"
+    )
+    assert not MPPSException.objects.filter(mpps=mpps).exists()
+
+
+def test_mpps_discontinued_after_console_completion_is_an_exception():
+    proc = _proc()
+    mpps = services.mpps_create(attributes=n_create(for_procedure(proc)), calling_ae="CT1")
+    services.console_complete(procedure=proc, actor=None)
+    services.mpps_update(
+        sop_instance_uid=mpps.sop_instance_uid,
+        modifications=n_set_final("DISCONTINUED", series=(), reason=("110526", "DCM", "Resource failure")),
+        calling_ae="CT1",
+    )
     assert MPPSException.objects.get(mpps=mpps).reason == "state"
+    proc.refresh_from_db()
+    assert proc.status == ProcedureStatus.COMPLETED
 
 
 def test_get_returns_stored_attributes():
