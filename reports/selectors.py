@@ -354,7 +354,7 @@ def imaging_preview(procedure: RequestedProcedure) -> dict:
 
 
 # URL names the imaging app may expose for a rendered preview of one instance.
-_PREVIEW_URL_NAMES = ("imaging:instance_preview", "imaging:preview", "imaging:instance_thumbnail")
+_PREVIEW_URL_NAMES = ("imaging:thumbnail", "imaging:instance_preview", "imaging:instance_thumbnail")
 
 
 def _imaging_summary(procedure: RequestedProcedure) -> dict:
@@ -388,7 +388,13 @@ def _imaging_summary(procedure: RequestedProcedure) -> dict:
                     continue
     if not series:
         return {}
-    return {"series": series, "thumbnails": thumbnails, "instance_count": total}
+    study_urls = []
+    for study in studies.all():
+        try:
+            study_urls.append(reverse("imaging:study_detail", kwargs={"pk": study.pk}))
+        except NoReverseMatch:
+            break
+    return {"series": series, "thumbnails": thumbnails, "instance_count": total, "study_urls": study_urls}
 
 
 def is_postgres() -> bool:

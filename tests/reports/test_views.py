@@ -352,7 +352,7 @@ def test_editor_shows_imaging_series_and_survives_a_broken_preview(client_for, m
     study = Study.objects.create(
         study_instance_uid=exam.study_instance_uid, requested_procedure=exam, num_instances=120, num_series=1
     )
-    Series.objects.create(
+    series = Series.objects.create(
         study=study,
         series_instance_uid=exam.study_instance_uid + ".1",
         series_number=2,
@@ -360,11 +360,37 @@ def test_editor_shows_imaging_series_and_survives_a_broken_preview(client_for, m
         description="Lung 1.25mm",
         num_instances=120,
     )
+    from django.utils import timezone
+
+    from imaging.models import Instance, ReceivedObject
+
+    uid = exam.study_instance_uid + ".1.1"
+    received = ReceivedObject.objects.create(
+        sop_instance_uid=uid,
+        sop_class_uid="1.2.840.10008.5.1.4.1.1.2",
+        study_instance_uid=exam.study_instance_uid,
+        series_instance_uid=series.series_instance_uid,
+        transfer_syntax_uid="1.2.840.10008.1.2.1",
+        relpath=f"x/{uid}.dcm",
+        sha256="0" * 64,
+        size=1,
+        received_at=timezone.now(),
+    )
+    inst = Instance.objects.create(
+        series=series,
+        received_object=received,
+        sop_instance_uid=uid,
+        sop_class_uid=received.sop_class_uid,
+        transfer_syntax_uid="1.2.840.10008.1.2.1",
+    )
+    Series.objects.filter(pk=series.pk).update(thumbnail_instance=inst)
     rad = client_for("radiologist")
     rad.post(reverse("reports:claim", args=[exam.pk]))
     report = Report.objects.get(requested_procedure=exam)
     html = rad.get(reverse("reports:edit", args=[report.pk])).content.decode()
     assert "Lung 1.25mm" in html and "120" in html
+    assert reverse("imaging:study_detail", kwargs={"pk": study.pk}) in html
+    assert f'src="{reverse("imaging:thumbnail", kwargs={"pk": inst.pk})}"' in html
 
     import imaging.selectors
 
@@ -374,6 +400,7 @@ def test_editor_shows_imaging_series_and_survives_a_broken_preview(client_for, m
     monkeypatch.setattr(imaging.selectors, "study_preview_for_procedure", broken, raising=False)
     resp = rad.get(reverse("reports:edit", args=[report.pk]))
     assert resp.status_code == 200 and "Lung 1.25mm" not in resp.content.decode()
+    assert "thumbnail.jpg" not in resp.content.decode()
 
 
 def test_viewer_link_uses_the_study_instance_uid(client_for, make_exam, settings):
