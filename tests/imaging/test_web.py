@@ -230,3 +230,11 @@ def test_stow_rs_refuses_wrong_media_type_and_study(api_for):
     assert r.json()["00081198"]["Value"][0]["00081197"]["Value"] == [0xA900]
     assert api_for("radiologist").post("/dicomweb/studies", data=body, content_type=ctype).status_code == 403
     assert not ReceivedObject.objects.exists()
+
+
+def test_workbench_speaks_chinese(client_for, unmatched, settings):
+    c = client_for("technologist")
+    c.cookies[settings.LANGUAGE_COOKIE_NAME] = "zh-hans"
+    page = c.get("/imaging/reconciliation/")
+    text = page.content.decode()
+    assert "待匹配申请的检查" in text and "患者ID与申请的患者不一致" in text
