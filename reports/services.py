@@ -287,6 +287,8 @@ def report_claim(*, procedure, actor, request=None) -> Report:
             raise NotFound(_("No such procedure."))
         report = Report.objects.filter(requested_procedure=proc).first()
         if report is None:
+            if proc.status == ProcedureStatus.CANCELLED:
+                raise InvalidTransition(_("The exam was cancelled."))
             if proc.status not in READABLE_PROCEDURE_STATUSES and not proc.images_available_at:
                 raise InvalidTransition(_("The exam has no images yet and is not completed."))
             tpl = template_for(proc)

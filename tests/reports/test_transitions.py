@@ -389,3 +389,19 @@ def test_transition_signal_is_sent_after_commit_only(make_report, users, django_
         assert seen == [("signed", "final")]
     finally:
         report_transitioned.disconnect(receiver)
+
+
+@pytest.mark.django_db
+def test_claim_refused_on_a_cancelled_exam_even_with_images(users):
+    from django.utils import timezone
+
+    from scheduling import services as sched
+    from scheduling.models import RequestedProcedure
+    from tests.factories import make_order
+
+    proc = make_order().procedures.get()
+    sched.procedure_cancel(procedure=proc, reason="duplicate order")
+    RequestedProcedure.objects.filter(pk=proc.pk).update(images_available_at=timezone.now())
+    with pytest.raises(InvalidTransition):
+        services.report_claim(procedure=proc, actor=users["radiologist"])
+    assert not Report.objects.filter(requested_procedure=proc).exists()

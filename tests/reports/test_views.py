@@ -66,6 +66,11 @@ def test_worklist_filters(client_for, make_exam):
     assert resp.context["counts"]["modalities"] == [("CT", 1), ("MR", 1)]
     html = c.get(reverse("reports:reading_worklist"), {"body_part": "chest"}).content.decode()
     assert ct.order.accession_number in html and mr.order.accession_number not in html
+    ct_station = ct.steps.get().station.ae_title
+    html = c.get(reverse("reports:reading_worklist"), {"station": ct_station.lower()}).content.decode()
+    assert ct.order.accession_number in html and mr.order.accession_number not in html
+    html = c.get(reverse("reports:reading_worklist"), {"referring": "nobody"}).content.decode()
+    assert ct.order.accession_number not in html and mr.order.accession_number not in html
 
 
 @pytest.mark.parametrize(
