@@ -220,7 +220,17 @@ def _record(*, stored: storage.StoredFile, header: dicomfile.ObjectHeader, calli
         existing.sop_class_uid,
     )
     if existing.sha256 == stored.sha256:
-        storage.remove(stored.relpath)
+        if _file_intact(existing):
+            storage.remove(stored.relpath)
+            return result
+        # The earlier copy is gone (e.g. a crash lost its name before it was acknowledged):
+        # the resend repairs the row instead of being answered on the strength of a ghost.
+        repaired = ReceivedObject.objects.filter(pk=existing.pk, relpath=existing.relpath).update(
+            relpath=stored.relpath, size=stored.size
+        )
+        if not repaired:
+            storage.remove(stored.relpath)
+        logger.warning("object %s: stored file was missing; replaced by the resend", existing.pk)
         return result
     with transaction.atomic():
         conflict, created = DuplicateConflict.objects.get_or_create(
@@ -258,6 +268,13 @@ def _record(*, stored: storage.StoredFile, header: dicomfile.ObjectHeader, calli
         existing.sop_instance_uid,
         existing.sop_class_uid,
     )
+
+
+def _file_intact(obj: ReceivedObject) -> bool:
+    try:
+        return storage.path_for(obj.relpath).stat().st_size == obj.size
+    except (OSError, ValueError):
+        return False
 
 
 # ---------------------------------------------------------------------------------------

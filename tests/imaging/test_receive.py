@@ -224,3 +224,16 @@ def test_release_enqueues_once_per_study(tmp_path, monkeypatch, django_capture_o
     dicom.handle_association_end(type("E", (), {"assoc": assoc})())  # abort after release: no repeat
     assert len(sent) == 2
     assert ReceivedObject.objects.filter(enqueued_at__isnull=False).count() == 3
+
+
+def test_resend_repairs_a_row_whose_file_was_lost(tmp_path):
+    # A crash after the commit but before the directory fsync can lose the name of a file
+    # that was never acknowledged; the modality resends, and the resend must be stored.
+    ds = ct_dataset()
+    assert _store(tmp_path, ds) == 0
+    obj = ReceivedObject.objects.get()
+    storage.path_for(obj.relpath).unlink()
+    assert _store(tmp_path, ds) == 0
+    obj.refresh_from_db()
+    assert storage.path_for(obj.relpath).read_bytes() == part10_bytes(ds)
+    assert storage.sha256_of(obj.relpath) == obj.sha256
