@@ -278,8 +278,8 @@ def _event_marks() -> tuple[int, int]:
 def milestones_sync() -> int:
     """Fold events newer than the last sync into the milestone table. Cheap when idle.
 
-    Runs before every dashboard turnaround query, so the figures are never behind the event
-    logs; concurrent callers do not wait (an advisory lock lets one of them do the work).
+    Runs before every dashboard query that reads the table, so the figures are never behind
+    the event logs; an advisory lock serialises concurrent syncs.
     """
     from django.db import connection
 
@@ -289,9 +289,9 @@ def milestones_sync() -> int:
     from .selectors import _model
 
     with transaction.atomic(), connection.cursor() as cur:
-        cur.execute("SELECT pg_try_advisory_xact_lock(%s)", [_SYNC_LOCK])
-        if not cur.fetchone()[0]:
-            return 0
+        # One sync at a time; the others wait for it and then find nothing left to do, so no
+        # reader ever sees a half-built table.
+        cur.execute("SELECT pg_advisory_xact_lock(%s)", [_SYNC_LOCK])
         state, _ = MilestoneSyncState.objects.get_or_create(pk=1)
         marks = _event_marks()
         if (state.procedure_event_id, state.report_event_id) == marks:
