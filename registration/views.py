@@ -75,7 +75,8 @@ def patient_search_view(request):
         "can_order": has_permission(request.user, "order.create"),
         "register_hint": form.cleaned_data.get("q", "").strip() if form.is_bound and form.is_valid() else "",
     }
-    template = "registration/_search_results.html" if request.htmx else "registration/patient_search.html"
+    partial = request.htmx and not request.htmx.history_restore_request
+    template = "registration/_search_results.html" if partial else "registration/patient_search.html"
     return render(request, template, context)
 
 

@@ -582,5 +582,6 @@ def board_view(request):
         "can_arrive": has_permission(request.user, "procedure.arrive"),
         "updated": timezone.localtime(),
     }
-    template = "scheduling/_board.html" if request.htmx else "scheduling/board.html"
+    partial = request.htmx and not request.htmx.history_restore_request
+    template = "scheduling/_board.html" if partial else "scheduling/board.html"
     return render(request, template, context)

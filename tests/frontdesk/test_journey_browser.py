@@ -234,3 +234,28 @@ def test_edit_reschedule_cancel_and_calendar(page_for, language):
     assert proc.status == ProcedureStatus.CANCELLED and proc.status_reason == tr(
         language, "Patient did not attend"
     )
+
+
+def test_search_history_is_not_cached_in_the_browser(page_for):
+    """htmx must not keep snapshots of patient lists in localStorage; back reloads the page."""
+    from playwright.sync_api import expect
+
+    from tests.factories import PatientFactory
+
+    PatientFactory(family_name="Qian", given_name="Li")
+    page = page_for("front_desk")
+    page.goto(page.base_url + "/patients/")
+    page.locator("#id_q").fill("qian")
+    expect(page.get_by_test_id("search-results")).to_contain_text("QIAN")
+    expect(page).to_have_url(re.compile(r"q=qian&"))
+    # The next search pushes a new history entry: htmx would snapshot the page above.
+    page.locator("#id_q").fill("qian li")
+    expect(page).to_have_url(re.compile(r"q=qian(%20|\+)li&"))
+    expect(page.get_by_test_id("search-results")).to_contain_text("QIAN")
+    page.goto(page.base_url + "/board/")
+    page.go_back()
+    expect(page.get_by_test_id("search-results")).to_contain_text("QIAN")
+    stored = page.evaluate(
+        "() => JSON.stringify(Object.keys(localStorage).map(k => localStorage.getItem(k)))"
+    )
+    assert "QIAN" not in stored.upper()
