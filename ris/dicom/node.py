@@ -11,6 +11,7 @@ node dispatches by the SOP class of the presentation context the request arrived
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import logging
 import ssl
 import threading
@@ -69,6 +70,9 @@ def enable_db_pool(*, max_size: int) -> bool:
 
     config = connections.settings["default"]
     if not config["ENGINE"].endswith("postgresql"):
+        return False
+    if importlib.util.find_spec("psycopg_pool") is None:
+        logger.warning("psycopg_pool is not installed: one database connection per association")
         return False
     options = config.setdefault("OPTIONS", {})
     if not options.get("pool"):
