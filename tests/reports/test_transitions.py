@@ -405,3 +405,29 @@ def test_claim_refused_on_a_cancelled_exam_even_with_images(users):
     with pytest.raises(InvalidTransition):
         services.report_claim(procedure=proc, actor=users["radiologist"])
     assert not Report.objects.filter(requested_procedure=proc).exists()
+
+
+@pytest.mark.django_db
+def test_an_expired_claim_can_be_taken_and_saving_renews_it(make_exam, users):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from tests.factories import UserFactory
+
+    exam = make_exam()
+    report = services.report_claim(procedure=exam, actor=users["radiologist"])
+    first_until = report.locked_until
+    assert first_until > timezone.now() + timedelta(minutes=services.lock_minutes() - 1)
+    Report.objects.filter(pk=report.pk).update(locked_until=timezone.now() + timedelta(seconds=5))
+    report = services.report_save_draft(
+        report=report, actor=users["radiologist"], findings="a", impression="b"
+    )
+    assert report.locked_until > timezone.now() + timedelta(minutes=services.lock_minutes() - 1)
+    Report.objects.filter(pk=report.pk).update(locked_until=timezone.now() - timedelta(seconds=1))
+    other = UserFactory(role="radiologist")
+    taken = services.report_claim(procedure=exam, actor=other)
+    assert taken.locked_by == other
+    with pytest.raises(Conflict):
+        services.report_save_draft(report=report, actor=users["radiologist"], findings="late", impression="x")
+    assert Report.objects.get(pk=report.pk).findings == "a"
