@@ -407,8 +407,16 @@ def mpps_create(
     mpps.procedures.set(link.procedures)
     source = f"mpps:{calling_ae}"[:32]
     problems = []
+    # Lock the procedures (in pk order, like every writer here) so that two modalities
+    # starting the same exam at once do not both try to start it.
+    locked = dict(
+        RequestedProcedure.objects.select_for_update()
+        .filter(pk__in=[p.pk for p in link.procedures])
+        .order_by("pk")
+        .values_list("pk", "status")
+    )
     for proc in link.procedures:
-        if proc.status == ProcedureStatus.IN_PROGRESS:
+        if locked.get(proc.pk) == ProcedureStatus.IN_PROGRESS:
             continue  # IHE "append case": a further step of an exam already under way
         try:
             scheduling.procedure_start(
@@ -541,7 +549,7 @@ def mpps_update(*, sop_instance_uid: str, modifications: Dataset, calling_ae: st
     )
     if not updated:  # pragma: no cover - guarded by select_for_update
         raise MPPSError(PROCESSING_FAILURE, "The MPPS changed concurrently.")
-    procedures = list(mpps.procedures.select_related("order"))
+    procedures = list(mpps.procedures.select_related("order").order_by("pk"))
     source = f"mpps:{calling_ae}"[:32]
     problems = []
     if final:
@@ -584,12 +592,19 @@ def _finish_procedure(proc: RequestedProcedure, *, mpps: PerformedProcedureStep,
     completed when its last open step ends and any of its steps completed, discontinued when
     all of them were discontinued. Returns a problem description, or "".
     """
+    # The procedure row lock serialises the last two steps of one exam ending at once: the
+    # second waits, then sees the first committed (READ COMMITTED re-reads per statement).
+    current = (
+        RequestedProcedure.objects.select_for_update()
+        .filter(pk=proc.pk)
+        .values_list("status", flat=True)
+        .first()
+    )
     steps = list(PerformedProcedureStep.objects.filter(procedures=proc).values_list("pk", "status"))
     if any(status == MPPSStatus.IN_PROGRESS for pk, status in steps if pk != mpps.pk):
         return ""  # another step of this exam is still under way
     statuses = {status for _pk, status in steps} | {mpps.status}
     target = ProcedureStatus.COMPLETED if MPPSStatus.COMPLETED in statuses else ProcedureStatus.DISCONTINUED
-    current = RequestedProcedure.objects.filter(pk=proc.pk).values_list("status", flat=True).first()
     if current == target:
         return ""  # already there (e.g. completed at the console)
     try:

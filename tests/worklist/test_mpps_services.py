@@ -376,3 +376,48 @@ def test_unknown_film_material_does_not_fail_the_modality():
     )
     proc.refresh_from_db()
     assert proc.status == ProcedureStatus.COMPLETED
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_last_two_steps_ending_at_once_complete_the_procedure(monkeypatch):
+    import threading
+    import time
+
+    from django.db import connection, connections
+
+    if connection.vendor != "postgresql":
+        pytest.skip("needs PostgreSQL row locks")
+    proc = _proc()
+    steps = [
+        services.mpps_create(attributes=n_create(for_procedure(proc)), calling_ae="CT1") for _ in range(2)
+    ]
+    barrier = threading.Barrier(2)
+    errors: list[Exception] = []
+    original = services._finish_procedure
+
+    def slow_finish(*args, **kwargs):
+        # Widen the window: both steps are final (uncommitted) before either looks at the other.
+        time.sleep(0.3)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(services, "_finish_procedure", slow_finish)
+
+    def finish(uid):
+        try:
+            barrier.wait()
+            services.mpps_update(sop_instance_uid=uid, modifications=n_set_final(), calling_ae="CT1")
+        except Exception as exc:  # surfaced below
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=finish, args=(m.sop_instance_uid,)) for m in steps]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    proc.refresh_from_db()
+    assert proc.status == ProcedureStatus.COMPLETED
+    assert not MPPSException.objects.exists()
