@@ -14,6 +14,7 @@ from django.core.exceptions import ValidationError
 from django.db.models import Min
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.translation import gettext as _
+from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods
 
 from audit.services import audit_record
@@ -45,6 +46,7 @@ def audit_patient_view(request, patient: Patient, **detail) -> None:
     )
 
 
+@never_cache
 @require_GET
 @role_required("patient.view")
 def patient_search_view(request):
@@ -134,6 +136,7 @@ def _duplicates_for(form: PatientForm):
     )
 
 
+@never_cache
 @require_http_methods(["GET", "POST"])
 @role_required("patient.create")
 def patient_register_view(request):
@@ -212,6 +215,7 @@ def _name_context(form: PatientForm) -> dict:
     }
 
 
+@never_cache
 @require_GET
 @role_required("patient.view")
 def patient_detail_view(request, pk: int):
@@ -245,6 +249,7 @@ def patient_detail_view(request, pk: int):
     )
 
 
+@never_cache
 @require_http_methods(["GET", "POST"])
 @role_required("patient.update")
 def patient_edit_view(request, pk: int):

@@ -21,6 +21,7 @@ from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
+from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from audit.services import audit_record
@@ -200,6 +201,7 @@ def slot_picker(request):
 # Order entry
 
 
+@never_cache
 @require_http_methods(["GET", "POST"])
 @role_required("order.create")
 def order_create_view(request, patient_pk: int):
@@ -271,6 +273,7 @@ def _pregnancy_not_ruled_out(patient: Patient) -> bool:
     return 12 <= age <= 55 and patient.pregnancy_status != PregnancyStatus.NOT_PREGNANT
 
 
+@never_cache
 @require_GET
 @role_required("order.view")
 def order_detail_view(request, pk: int):
@@ -339,6 +342,7 @@ def procedure_arrive_view(request, pk: int):
     return redirect(_safe_next(request, fallback))
 
 
+@never_cache
 @require_http_methods(["GET", "POST"])
 @role_required("procedure.cancel")
 def procedure_cancel_view(request, pk: int):
@@ -369,6 +373,7 @@ def procedure_cancel_view(request, pk: int):
     )
 
 
+@never_cache
 @require_http_methods(["GET", "POST"])
 @role_required("procedure.reschedule")
 def procedure_reschedule_view(request, pk: int):
@@ -452,6 +457,7 @@ def _audit_procedure_view(request, proc: RequestedProcedure, purpose: str) -> No
 # Calendar and board
 
 
+@never_cache
 @require_GET
 @role_required("station.view")
 def calendar_view(request):
@@ -542,6 +548,7 @@ def _board_version(user, day: date, modality: str) -> str:
     return hashlib.sha256(raw.encode()).hexdigest()[:16]
 
 
+@never_cache
 @require_GET
 @role_required("board.view")
 def board_view(request):

@@ -737,3 +737,9 @@ def test_admin_downtime_goes_through_the_service(client_for, ct):
     downtime = StationDowntime.objects.get()
     assert downtime.reason == "Service visit" and downtime.created_by.username == "u_admin"
     assert events("station.downtime").count() == 1
+
+
+def test_patient_pages_are_not_cached_by_the_browser(desk, wang):
+    # After log-out, Back must not show patient data from the browser cache.
+    for url in (reverse("registration:patient_detail", args=[wang.pk]), reverse("scheduling:board")):
+        assert "no-store" in desk.get(url)["Cache-Control"]
