@@ -97,6 +97,13 @@ def reconciliation_queue() -> QuerySet[ReconciliationItem]:
     )
 
 
+def dead_objects() -> QuerySet:
+    """Objects the ingest gave up on (kept on disk; an administrator must look)."""
+    from .models import ObjectState, ReceivedObject
+
+    return ReceivedObject.objects.filter(state=ObjectState.DEAD).order_by("-received_at")
+
+
 def open_conflicts() -> QuerySet[DuplicateConflict]:
     return DuplicateConflict.objects.filter(resolved_at__isnull=True).select_related("original")
 

@@ -26,13 +26,16 @@ logger = logging.getLogger(__name__)
 def reconciliation(request):
     items = list(selectors.reconciliation_queue()[:200])
     conflicts = list(selectors.open_conflicts()[:100])
+    dead = list(selectors.dead_objects()[:100])
     audit_record(
         action="reconciliation.list",
         request=request,
         object_type="reconciliation_queue",
         detail={"items": len(items), "conflicts": len(conflicts)},
     )
-    return render(request, "imaging/reconciliation.html", {"items": items, "conflicts": conflicts})
+    return render(
+        request, "imaging/reconciliation.html", {"items": items, "conflicts": conflicts, "dead": dead}
+    )
 
 
 def _scheduling_procedure(pk):

@@ -238,3 +238,12 @@ def test_workbench_speaks_chinese(client_for, unmatched, settings):
     page = c.get("/imaging/reconciliation/")
     text = page.content.decode()
     assert "待匹配申请的检查" in text and "患者ID与申请的患者不一致" in text
+
+
+def test_dead_objects_are_visible_on_the_workbench(client_for, receive, settings):
+    ds = ct_dataset()
+    receive(ds)
+    ReceivedObject.objects.update(attempts=settings.RIS_INGEST_MAX_ATTEMPTS)
+    services.study_ingest(study_instance_uid=ds.StudyInstanceUID)
+    page = client_for("dept_head").get("/imaging/reconciliation/").content.decode()
+    assert 'data-testid="dead-objects"' in page and ds.SOPInstanceUID in page
