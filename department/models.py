@@ -117,7 +117,9 @@ class ProcedureMilestone(models.Model):
     modality = models.CharField(max_length=16)
     priority = models.CharField(max_length=8)
     station = models.CharField(max_length=16, blank=True, null=True)
+    # The report's author (the reading radiologist) and who gave the first signature.
     radiologist = models.CharField(max_length=150, blank=True, null=True)
+    signer = models.CharField(max_length=150, blank=True, null=True)
     ordered = models.DateTimeField()
     scheduled = models.DateTimeField(null=True)
     arrived = models.DateTimeField(null=True)
@@ -128,10 +130,15 @@ class ProcedureMilestone(models.Model):
     images = models.DateTimeField(null=True)
     prelim = models.DateTimeField(null=True)
     final = models.DateTimeField(null=True)
+    # First return for correction and first addendum (error statistics).
+    returned = models.DateTimeField(null=True)
+    addendum = models.DateTimeField(null=True)
 
     class Meta:
         indexes = [
             models.Index(fields=["ordered"], name="milestone_ordered"),
+            models.Index(fields=["prelim"], name="milestone_prelim"),
+            models.Index(fields=["final"], name="milestone_final"),
             models.Index(fields=["started"], name="milestone_started"),
             models.Index(fields=["completed"], name="milestone_completed"),
             # The reading backlog: completed, not yet signed.

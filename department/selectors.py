@@ -175,9 +175,12 @@ _RE = """, rr AS MATERIALIZED (
 ), re AS (
     SELECT rr.id, rr.author_id,
            min(x.at) FILTER (WHERE x.action = 'submitted') AS prelim,
-           min(x.at) FILTER (WHERE x.action = 'signed') AS final
+           min(x.at) FILTER (WHERE x.action = 'signed') AS final,
+           min(x.at) FILTER (WHERE x.action = 'returned') AS returned,
+           min(x.at) FILTER (WHERE x.action = 'addendum') AS addendum,
+           (array_agg(x.actor_id ORDER BY x.at, x.id) FILTER (WHERE x.action = 'signed'))[1] AS signer_id
     FROM reports_reportevent x JOIN rr ON rr.report_id = x.report_id
-    WHERE x.action IN ('submitted', 'signed')
+    WHERE x.action IN ('submitted', 'signed', 'returned', 'addendum')
       AND x.report_id BETWEEN (SELECT min(report_id) FROM rr) AND (SELECT max(report_id) FROM rr)
     GROUP BY rr.id, rr.author_id
 )"""
@@ -187,6 +190,9 @@ _COLUMNS = {
     "priority": ((), "o.priority", ("o",)),
     "station": (("st",), "stn.ae_title", ("st", "stn")),
     "radiologist": (("re",), "u.username", ("re", "u")),
+    "signer": (("re",), "us.username", ("re", "us")),
+    "returned": (("re",), "re.returned", ("re",)),
+    "addendum": (("re",), "re.addendum", ("re",)),
     "ordered": ((), "p.ordered", ()),
     "scheduled": (("st",), "st.start", ("st",)),
     "arrived": (("pe",), "pe.arrived", ("pe",)),
@@ -205,6 +211,7 @@ _JOINS = {
     "pe": "LEFT JOIN pe ON pe.id = p.id",
     "re": "LEFT JOIN re ON re.id = p.id",
     "u": "LEFT JOIN auth_user u ON u.id = re.author_id",
+    "us": "LEFT JOIN auth_user us ON us.id = re.signer_id",
 }
 
 
@@ -224,12 +231,12 @@ def _milestone_cte(columns=None, source: str = "period") -> str:
     for col in columns:
         need, expr, join = _COLUMNS[col]
         if "re" in need and not have_reports:
-            expr = "NULL::varchar" if col == "radiologist" else "NULL::timestamptz"
+            expr = "NULL::varchar" if col in ("radiologist", "signer") else "NULL::timestamptz"
             need, join = (), ()
         pieces += [n for n in need if n not in pieces]
         joins += [j for j in join if j not in joins]
         select.append(f"{expr} AS {col}")
-    order = ["o", "st", "stn", "pe", "re", "u"]
+    order = ["o", "st", "stn", "pe", "re", "u", "us"]
     ctes = {"pe": _PE, "st": _ST, "re": _RE}
     # Assembled from the constant pieces above only; values travel as parameters.
     return (
@@ -865,26 +872,59 @@ def fig_utilisation(period: Period) -> Figure:
     )
 
 
-def fig_signed_per_radiologist(period: Period) -> Figure:
+def report_facts_python(period: Period, *, field: str) -> list[dict]:
+    """Per report whose first ``submitted`` (field="prelim") or first ``signed``
+    (field="final") event lies in the period: author, first signer, returned?, addendum?
+    The portable twin of the milestone table's report columns."""
     ReportEvent = _model("reports", "ReportEvent")
-    rows: list[list] = []
-    if ReportEvent is not None:
-        qs = ReportEvent.objects.filter(action="signed", at__gte=period.start, at__lt=period.end)
-        if period.modality:
-            qs = qs.filter(report__requested_procedure__procedure_type__modality=period.modality)
-        data = (
-            qs.values("report__author__username")
-            .annotate(authored=Count("report_id", distinct=True))
-            .order_by("-authored", "report__author__username")
-        )
-        signers = dict(
-            qs.values("actor__username").annotate(n=Count("id")).values_list("actor__username", "n")
-        )
-        names = {r["report__author__username"] for r in data} | set(signers)
-        authored = {r["report__author__username"]: r["authored"] for r in data}
-        rows = sorted(
-            ([n or "?", authored.get(n, 0), signers.get(n, 0)] for n in names), key=lambda r: (-r[1], r[0])
-        )
+    if ReportEvent is None:
+        return []
+    action = "submitted" if field == "prelim" else "signed"
+    firsts = ReportEvent.objects.filter(action=action).values("report_id").annotate(t=Min("at"))
+    firsts = firsts.filter(t__gte=period.start, t__lt=period.end)
+    if period.modality:
+        firsts = firsts.filter(report__requested_procedure__procedure_type__modality=period.modality)
+    ids = [r["report_id"] for r in firsts]
+    facts = {
+        pk: {"radiologist": author, "signer": None, "returned": False, "addendum": False}
+        for pk, author in _model("reports", "Report")
+        .objects.filter(pk__in=ids)
+        .values_list("pk", "author__username")
+    }
+    for pk, act, actor in (
+        ReportEvent.objects.filter(report_id__in=ids, action__in=["signed", "returned", "addendum"])
+        .order_by("at", "id")
+        .values_list("report_id", "action", "actor__username")
+    ):
+        if act == "signed" and facts[pk]["signer"] is None:
+            facts[pk]["signer"] = actor
+        elif act in ("returned", "addendum"):
+            facts[pk][act] = True
+    return list(facts.values())
+
+
+def _report_milestones(period: Period, field: str):
+    from .models import ProcedureMilestone
+
+    _fact_cte()  # sync the milestone table first
+    qs = ProcedureMilestone.objects.filter(**{f"{field}__gte": period.start, f"{field}__lt": period.end})
+    if period.modality:
+        qs = qs.filter(modality=period.modality)
+    return qs
+
+
+def fig_signed_per_radiologist(period: Period) -> Figure:
+    """Reports signed in the period: per author (authored and signed) and per first signer."""
+    if use_sql():
+        qs = _report_milestones(period, "final")
+        authored = dict(qs.values("radiologist").annotate(n=Count("pk")).values_list("radiologist", "n"))
+        signed = dict(qs.values("signer").annotate(n=Count("pk")).values_list("signer", "n"))
+    else:
+        facts = report_facts_python(period, field="final")
+        authored = Counter(f["radiologist"] for f in facts)
+        signed = Counter(f["signer"] for f in facts)
+    names = {n for n in authored if n} | {n for n in signed if n}
+    rows = sorted(([n, authored.get(n, 0), signed.get(n, 0)] for n in names), key=lambda r: (-r[1], r[0]))
     return Figure(
         name="signed_per_radiologist",
         title=_("Reports signed per radiologist"),
@@ -900,51 +940,43 @@ def fig_signed_per_radiologist(period: Period) -> Figure:
 
 
 def error_rates(period: Period) -> list[list]:
-    """Per radiologist (report author): reports signed, addenda, addendum rate; reports
-    submitted, returned, return rate."""
-    ReportEvent = _model("reports", "ReportEvent")
-    if ReportEvent is None:
-        return []
-    base = ReportEvent.objects.filter(at__gte=period.start, at__lt=period.end)
-    if period.modality:
-        base = base.filter(report__requested_procedure__procedure_type__modality=period.modality)
-    signed = (
-        base.filter(action="signed")
-        .values("report__author__username")
-        .annotate(n=Count("report_id", distinct=True))
-    )
-    # A report signed in the period that received at least one addendum (at any later time).
-    amended = (
-        base.filter(action="signed", report__events__action="addendum")
-        .values("report__author__username")
-        .annotate(n=Count("report_id", distinct=True))
-    )
-    submitted = (
-        base.filter(action="submitted")
-        .values("report__author__username")
-        .annotate(n=Count("report_id", distinct=True))
-    )
-    returned = (
-        base.filter(action="submitted", report__events__action="returned")
-        .values("report__author__username")
-        .annotate(n=Count("report_id", distinct=True))
-    )
-
-    def as_map(q):
-        return {r["report__author__username"]: r["n"] for r in q}
-
-    s, a, sub, ret = as_map(signed), as_map(amended), as_map(submitted), as_map(returned)
+    """Per radiologist (report author): reports first signed in the period and how many of
+    them received an addendum (at any time); reports first submitted in the period and how
+    many of them were returned for correction."""
+    if use_sql():
+        signed = {
+            r["radiologist"]: (r["n"], r["a"])
+            for r in _report_milestones(period, "final")
+            .values("radiologist")
+            .annotate(n=Count("pk"), a=Count("pk", filter=Q(addendum__isnull=False)))
+        }
+        submitted = {
+            r["radiologist"]: (r["n"], r["a"])
+            for r in _report_milestones(period, "prelim")
+            .values("radiologist")
+            .annotate(n=Count("pk"), a=Count("pk", filter=Q(returned__isnull=False)))
+        }
+    else:
+        signed, submitted = defaultdict(lambda: (0, 0)), defaultdict(lambda: (0, 0))
+        for f in report_facts_python(period, field="final"):
+            n, a = signed[f["radiologist"]]
+            signed[f["radiologist"]] = (n + 1, a + int(f["addendum"]))
+        for f in report_facts_python(period, field="prelim"):
+            n, a = submitted[f["radiologist"]]
+            submitted[f["radiologist"]] = (n + 1, a + int(f["returned"]))
     rows = []
-    for name in sorted(set(s) | set(sub), key=lambda x: x or ""):
+    for name in sorted((set(signed) | set(submitted)) - {None}):
+        s_n, s_a = signed.get(name, (0, 0))
+        p_n, p_r = submitted.get(name, (0, 0))
         rows.append(
             [
-                name or "?",
-                s.get(name, 0),
-                a.get(name, 0),
-                round(100 * a.get(name, 0) / s[name], 1) if s.get(name) else None,
-                sub.get(name, 0),
-                ret.get(name, 0),
-                round(100 * ret.get(name, 0) / sub[name], 1) if sub.get(name) else None,
+                name,
+                s_n,
+                s_a,
+                round(100 * s_a / s_n, 1) if s_n else None,
+                p_n,
+                p_r,
+                round(100 * p_r / p_n, 1) if p_n else None,
             ]
         )
     return rows

@@ -189,6 +189,7 @@ MILESTONE_COLUMNS = [
     "priority",
     "station",
     "radiologist",
+    "signer",
     "ordered",
     "scheduled",
     "arrived",
@@ -198,6 +199,8 @@ MILESTONE_COLUMNS = [
     "images",
     "prelim",
     "final",
+    "returned",
+    "addendum",
 ]
 # Event ids are allocated before commit, so a slow transaction can commit an event below the
 # mark already synced. Each sync re-reads this many ids below the mark to pick those up.

@@ -122,10 +122,22 @@ def test_no_shows_and_cancellations(db):
 
 
 @pytest.mark.django_db
-def test_signed_per_radiologist(history):
+def test_signed_per_radiologist(history, path):
     fig = selectors.fig_signed_per_radiologist(PERIOD)
     # rad_a authored P1, P2; rad_b P5; rev gave all three signatures.
     assert table(fig) == {"rad_a": [2, 0], "rad_b": [1, 0], "rev": [0, 3]}
+
+
+@pytest.mark.django_db
+def test_error_rates(history, path):
+    # [signed, with addendum, addendum %, submitted, returned, return %]
+    assert {r[0]: r[1:] for r in selectors.error_rates(PERIOD)} == {
+        "rad_a": [2, 1, 50.0, 2, 0, 0.0],  # P2 got an addendum
+        "rad_b": [1, 0, 0.0, 1, 1, 100.0],  # P5 was returned once, then resubmitted
+    }
+    assert selectors.error_rates(Period(first=DAY, last=DAY, modality="MR")) == [
+        ["rad_b", 1, 0, 0.0, 1, 1, 100.0]
+    ]
 
 
 @pytest.mark.django_db
