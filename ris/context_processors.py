@@ -12,6 +12,7 @@ NAV = [
     (_("Reconciliation"), "imaging:reconciliation", "imaging.reconcile"),
     (_("Reading"), "reports:reading_worklist", "report.write"),
     (_("Review"), "reports:review_queue", "report.sign"),
+    (_("Reports"), "reports:search", "report.view"),
     (_("Dashboard"), "department:dashboard", "dashboard.view"),
     (_("Audit"), "audit:event_list", "audit.view"),
 ]

@@ -30,6 +30,7 @@ EXPECTED = {
     "imaging:reconciliation": {TE, DH, AD},
     "reports:reading_worklist": {RA, RV, AD},
     "reports:review_queue": {RV, AD},
+    "reports:search": {FD, RA, RV, DH, AD},
     "department:dashboard": {DH, AD},
     "audit:event_list": {DH, AD},
 }
