@@ -16,6 +16,7 @@ from decimal import Decimal
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+from django.utils.translation import gettext as _
 from pydicom.dataset import Dataset
 from pydicom.tag import Tag
 
@@ -689,17 +690,17 @@ def exam_note_add(
 ) -> ExamNote:
     """Record contrast, films (出片) and a free-text note; hand materials to the department ledger."""
     if procedure.status in (ProcedureStatus.CANCELLED,):
-        raise ApplicationError("The procedure was cancelled.")
+        raise ApplicationError(_("The procedure was cancelled."))
     if not (contrast_agent or contrast_dose_ml or films_printed or text.strip()):
-        raise ApplicationError("The note is empty.", fields={"text": ["Enter something to record."]})
+        raise ApplicationError(_("The note is empty."), fields={"text": [_("Enter something to record.")]})
     if contrast_dose_ml is not None and (contrast_dose_ml < 0 or contrast_dose_ml > Decimal("1000")):
-        raise ApplicationError("Contrast dose out of range.", fields={"contrast_dose_ml": ["0-1000 ml."]})
+        raise ApplicationError(_("Contrast dose out of range."), fields={"contrast_dose_ml": ["0-1000 ml"]})
     if contrast_dose_ml and not contrast_agent:
         raise ApplicationError(
-            "Name the contrast agent.", fields={"contrast_agent": ["Required with a dose."]}
+            _("Name the contrast agent."), fields={"contrast_agent": [_("Required with a dose.")]}
         )
     if films_printed < 0 or films_printed > 100:
-        raise ApplicationError("Films out of range.", fields={"films_printed": ["0-100."]})
+        raise ApplicationError(_("Films out of range."), fields={"films_printed": ["0-100"]})
     note = ExamNote.objects.create(
         procedure=procedure,
         contrast_agent=contrast_agent.strip()[:64],
@@ -753,7 +754,7 @@ def mpps_exception_resolve(
         resolution=f"linked to {procedure.requested_procedure_id}" if procedure else "dismissed",
     )
     if not updated:
-        raise InvalidTransition("This exception is already resolved.")
+        raise InvalidTransition(_("This exception is already resolved."))
     mpps = exception.mpps
     problems: list[str] = []
     if procedure is not None:
