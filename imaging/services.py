@@ -567,6 +567,13 @@ def link_decide(*, study: Study) -> LinkDecision:
         detail = {"study_uid_matches_procedure": by_uid.pk} if by_uid else {}
         return LinkDecision(None, reason=ReconciliationReason.UNKNOWN_ACCESSION, detail=detail)
     procedures = list(order.procedures.all())
+    # The patient first: a wrong patient is the reason that matters most to the reviewer.
+    if not _patient_agrees(study, order.patient):
+        return LinkDecision(
+            None,
+            reason=ReconciliationReason.PATIENT_MISMATCH,
+            detail={"order": order.pk, "procedures": [p.pk for p in procedures]},
+        )
     procedure = next((p for p in procedures if p.study_instance_uid == study.study_instance_uid), None)
     if procedure is None:
         if settings.RIS_INGEST_REQUIRE_STUDY_UID_MATCH or len(procedures) != 1:
@@ -585,12 +592,6 @@ def link_decide(*, study: Study) -> LinkDecision:
                 },
             )
         procedure = procedures[0]
-    if not _patient_agrees(study, order.patient):
-        return LinkDecision(
-            None,
-            reason=ReconciliationReason.PATIENT_MISMATCH,
-            detail={"order": order.pk, "procedure": procedure.pk},
-        )
     if procedure.status == ProcedureStatus.CANCELLED:
         return LinkDecision(
             None, reason=ReconciliationReason.PROCEDURE_CLOSED, detail={"procedure": procedure.pk}

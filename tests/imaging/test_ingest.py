@@ -211,3 +211,38 @@ def test_missing_file_is_a_permanent_failure(receive):
     path_for(ReceivedObject.objects.get().relpath).unlink()
     services.study_ingest(study_instance_uid=ds.StudyInstanceUID)
     assert ReceivedObject.objects.get().state == "dead"
+
+
+def test_wrong_patient_and_wrong_study_uid_reports_the_patient(receive, ordered_procedure):
+    proc, patient = ordered_procedure
+    from pydicom.uid import generate_uid
+
+    uid = generate_uid()
+    receive(*_study_for(proc, patient, n=1, study_uid=uid, patient_id="SOMEBODY"))
+    services.study_ingest(study_instance_uid=uid)
+    assert ReconciliationItem.objects.get().reason == "patient_mismatch"
+
+
+def test_cancelled_procedure_is_not_linked(receive, ordered_procedure):
+    from scheduling.services import procedure_cancel
+
+    proc, patient = ordered_procedure
+    procedure_cancel(procedure=proc, reason="patient left")
+    receive(*_study_for(proc, patient, n=1))
+    services.study_ingest(study_instance_uid=proc.study_instance_uid)
+    assert ReconciliationItem.objects.get().reason == "procedure_closed"
+    assert not StudyLink.objects.exists()
+
+
+def test_merged_patient_id_still_links(receive):
+    """IHE PIR: the modality used the temporary ID from the worklist; the order moved on merge."""
+    from registration.services import patient_merge
+
+    real = PatientFactory(patient_id="REAL-9", issuer="RIS")
+    temp = PatientFactory(patient_id="TEMP-9", issuer="RIS", is_temporary=True)
+    proc = make_order(patient=temp).procedures.select_related("order").get()
+    patient_merge(source=temp, target=real, actor=None)
+    receive(*_study_for(proc, temp, n=1))
+    services.study_ingest(study_instance_uid=proc.study_instance_uid)
+    study = Study.objects.get()
+    assert study.requested_procedure_id == proc.pk and study.patient_id == real.pk
