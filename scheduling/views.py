@@ -84,10 +84,25 @@ EVENT_LABELS = {
 
 
 def _parse_day(value, default: date | None = None) -> date:
+    """A day from a query string; anything unreadable or absurd (year 1, 9999) is today."""
+    today = timezone.localdate()
     try:
-        return date.fromisoformat(value)
+        day = date.fromisoformat(value)
     except (TypeError, ValueError):
-        return default or timezone.localdate()
+        return default or today
+    return day if abs((day - today).days) <= 3660 else today
+
+
+def _int_or_none(value) -> int | None:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _active_procedure_type(value) -> ProcedureType | None:
+    pk = _int_or_none(value)
+    return ProcedureType.objects.filter(pk=pk, active=True).first() if pk is not None else None
 
 
 def _safe_next(request, fallback: str) -> str:
@@ -181,13 +196,11 @@ def booking_context(
 @role_required("station.view")
 def slot_picker(request):
     """htmx: station + date → the booking widget with that day's free slots."""
-    ptype = None
-    if request.GET.get("procedure_type"):
-        ptype = ProcedureType.objects.filter(pk=request.GET["procedure_type"], active=True).first()
+    ptype = _active_procedure_type(request.GET.get("procedure_type"))
     exclude_step = None
     modality = request.GET.get("modality") if request.GET.get("modality") in Modality.values else None
     if request.GET.get("procedure"):
-        proc = get_object_or_404(procedure_list_for(request.user), pk=request.GET["procedure"])
+        proc = get_object_or_404(procedure_list_for(request.user), pk=_int_or_none(request.GET["procedure"]))
         exclude_step = _open_step(proc)
         modality = exclude_step.station.modality if exclude_step else modality
     context = booking_context(
@@ -230,14 +243,12 @@ def order_create_view(request, patient_pk: int):
                 return redirect("scheduling:order_detail", pk=order.pk)
         data = request.POST
         ptype = form.cleaned_data.get("procedure_type") if hasattr(form, "cleaned_data") else None
-        if ptype is None and data.get("procedure_type"):
-            ptype = ProcedureType.objects.filter(pk=data.get("procedure_type"), active=True).first()
+        ptype = ptype or _active_procedure_type(data.get("procedure_type"))
     else:
         form = OrderForm(initial={"day": timezone.localdate()})
         data = request.GET
-        ptype = None
-        if data.get("procedure_type"):
-            ptype = ProcedureType.objects.filter(pk=data["procedure_type"], active=True).first()
+        ptype = _active_procedure_type(data.get("procedure_type"))
+        if ptype is not None:
             form.initial["procedure_type"] = ptype
     booking = booking_context(
         data=data,

@@ -743,3 +743,32 @@ def test_patient_pages_are_not_cached_by_the_browser(desk, wang):
     # After log-out, Back must not show patient data from the browser cache.
     for url in (reverse("registration:patient_detail", args=[wang.pk]), reverse("scheduling:board")):
         assert "no-store" in desk.get(url)["Cache-Control"]
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"procedure_type": "abc", "station": "x", "day": "9999-12-31", "shift": "1"},
+        {"procedure_type": "999999", "day": "0001-01-01", "shift": "-1"},
+        {"procedure": "abc"},
+        {"day": "2026-13-45", "shift": "many", "start": "yesterday"},
+        {"birth_date": "1985-02-30", "q": "x" * 500},
+        {"modality": "<script>alert(1)</script>", "q": "<script>alert(1)</script>", "v": "'\""},
+    ],
+)
+def test_garbage_query_strings_never_500(desk, ct, wang, params):
+    station, ptype = ct
+    proc = make_order(patient=wang, station=station, procedure_type=ptype).procedures.get()
+    urls = [
+        reverse("registration:patient_search"),
+        reverse("registration:pinyin"),
+        reverse("scheduling:slots"),
+        reverse("scheduling:order_create", args=[wang.pk]),
+        reverse("scheduling:procedure_reschedule", args=[proc.pk]),
+        reverse("scheduling:calendar"),
+        reverse("scheduling:board"),
+    ]
+    for url in urls:
+        resp = desk.get(url, params, headers={"HX-Request": "true"})
+        assert resp.status_code in (200, 204, 404), (url, resp.status_code)
+        assert "<script>alert(1)" not in resp.content.decode()
