@@ -9,6 +9,7 @@ from datetime import date
 from django.db.models import Count, Prefetch, QuerySet
 
 from scheduling.models import (
+    PRIORITY_RANK,
     ProcedureEvent,
     ProcedureStatus,
     RequestedProcedure,
@@ -71,7 +72,16 @@ def console_columns(f: ConsoleFilter) -> list[tuple[str, list[ScheduledProcedure
     )
     out = []
     for key, statuses in COLUMNS:
-        out.append((key, [s for s in steps if s.requested_procedure.status in statuses]))
+        column = [s for s in steps if s.requested_procedure.status in statuses]
+        if key == "arrived":
+            # Who to call in next: STAT/HIGH first, then in order of arrival.
+            column.sort(
+                key=lambda s: (
+                    PRIORITY_RANK.get(s.requested_procedure.order.priority, 9),
+                    s.requested_procedure.arrived_at or s.start,
+                )
+            )
+        out.append((key, column))
     return out
 
 
@@ -196,3 +206,14 @@ def qc_flags(procedure_ids: list[int]) -> dict[int, list[str]]:
     except ImportError:  # pragma: no cover
         return {}
     return qc_flags_for_procedures(procedure_ids)
+
+
+def contrast_warning(proc: RequestedProcedure, steps: list[ScheduledProcedureStep]) -> bool:
+    """An allergy is recorded and the exam involves contrast: say so before it is given."""
+    if not proc.order.patient.allergies:
+        return False
+    text = " ".join(
+        [proc.procedure_type.code_meaning, proc.procedure_type.preparation, proc.description]
+        + [s.contrast_agent for s in steps]
+    ).lower()
+    return any(s.contrast_agent for s in steps) or "contrast" in text or "造影" in text or "增强" in text

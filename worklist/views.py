@@ -23,6 +23,7 @@ from .console import (
     ConsoleFilter,
     console_columns,
     console_version,
+    contrast_warning,
     exam_get,
     exam_version,
     image_check,
@@ -148,10 +149,12 @@ def _exam_or_404(pk: int):
 def _exam_context(request, proc) -> dict:
     actions = [a for a in allowed_actions(proc.status) if a in CONSOLE_ACTIONS]
     mpps_list = list(proc.performed_steps.all())
+    steps = list(proc.steps.all())
     return {
         "proc": proc,
         "patient": proc.order.patient,
-        "steps": list(proc.steps.all()),
+        "steps": steps,
+        "contrast_warning": contrast_warning(proc, steps),
         "mpps_list": mpps_list,
         "image_check": image_check(proc, mpps_list),
         "qc_flags": qc_flags([proc.pk]).get(proc.pk, []),

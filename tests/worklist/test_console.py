@@ -25,7 +25,7 @@ def today_slot(minutes: int = 0):
     now = timezone.localtime().replace(second=0, microsecond=0)
     base = now.replace(minute=(now.minute // 15) * 15)
     # Stay inside today whatever the hour the test runs.
-    if base.hour >= 23:
+    if base.hour >= 21:
         base = base.replace(hour=0, minute=0)
     return base + timedelta(minutes=minutes)
 
@@ -287,3 +287,33 @@ def test_import_link_only_for_administrators(client_for, exam):
     url = reverse("worklist:import")
     assert url not in client_for("technologist").get(reverse("worklist:console")).content.decode()
     assert url in client_for("admin").get(reverse("worklist:console")).content.decode()
+
+
+def test_contrast_warning_when_allergic_patient_gets_contrast(client_for):
+    from tests.factories import ProcedureTypeFactory
+
+    station = StationFactory(ae_title="CT1")
+    enhanced = ProcedureTypeFactory(code_value="CTC", code_meaning="CT Chest with contrast")
+    allergic = PatientFactory(allergies="Iodinated contrast")
+    with_contrast = make_order(patient=allergic, station=station, procedure_type=enhanced, start=today_slot())
+    plain = make_order(patient=allergic, station=station, start=today_slot(30))
+    not_allergic = make_order(station=station, procedure_type=enhanced, start=today_slot(60))
+    c = client_for("technologist")
+
+    def warned(order):
+        url = reverse("worklist:exam", args=[order.procedures.get().pk])
+        return 'data-testid="contrast-warning"' in c.get(url).content.decode()
+
+    assert (warned(with_contrast), warned(plain), warned(not_allergic)) == (True, False, False)
+
+
+def test_arrived_column_puts_stat_first(client_for):
+    station = StationFactory(ae_title="CT1")
+    routine = make_order(station=station, start=today_slot()).procedures.get()
+    stat = make_order(station=station, start=today_slot(30), priority="STAT").procedures.get()
+    services.console_arrive(procedure=routine, actor=None)
+    services.console_arrive(procedure=stat, actor=None)
+    response = client_for("technologist").get(reverse("worklist:console"), {"station": "CT1"})
+    columns = {key: steps for key, _label, steps in response.context["columns"]}
+    assert [s.requested_procedure_id for s in columns["arrived"]] == [stat.pk, routine.pk]
+    assert "waiting" in response.content.decode()
