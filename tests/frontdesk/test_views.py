@@ -772,3 +772,33 @@ def test_garbage_query_strings_never_500(desk, ct, wang, params):
         resp = desk.get(url, params, headers={"HX-Request": "true"})
         assert resp.status_code in (200, 204, 404), (url, resp.status_code)
         assert "<script>alert(1)" not in resp.content.decode()
+
+
+def test_garbage_posts_are_form_errors(desk, ct, wang):
+    station, ptype = ct
+    proc = make_order(patient=wang, station=station, procedure_type=ptype).procedures.get()
+    garbage = {
+        "procedure_type": "abc",
+        "station": "abc",
+        "day": "9999-99-99",
+        "start": "never",
+        "priority": "URGENT",
+        "reason": "x" * 300,
+        "sex": "X",
+        "pregnancy_status": "abc",
+        "birth_date": "tomorrow",
+        "chinese_name": "abc",
+    }
+    for url in (
+        reverse("registration:patient_register"),
+        reverse("registration:patient_edit", args=[wang.pk]),
+        reverse("scheduling:order_create", args=[wang.pk]),
+        reverse("scheduling:procedure_reschedule", args=[proc.pk]),
+        reverse("scheduling:procedure_cancel", args=[proc.pk]),
+    ):
+        resp = desk.post(url, garbage)
+        assert resp.status_code == 200, url
+        assert resp.context["form"].errors, url
+    assert Order.objects.count() == 1
+    proc.refresh_from_db()
+    assert proc.status == ProcedureStatus.SCHEDULED
