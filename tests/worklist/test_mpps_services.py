@@ -421,3 +421,29 @@ def test_last_two_steps_ending_at_once_complete_the_procedure(monkeypatch):
     proc.refresh_from_db()
     assert proc.status == ProcedureStatus.COMPLETED
     assert not MPPSException.objects.exists()
+
+
+@pytest.mark.parametrize("uid", ["1.2.03", "1.2.abc", "1." + "2" * 70])
+def test_invalid_instance_uid_is_0106(uid):
+    assert (
+        _code(
+            lambda: services.mpps_create(
+                attributes=n_create(ssa_item()), calling_ae="CT1", sop_instance_uid=uid
+            )
+        )
+        == 0x0106
+    )
+    assert not PerformedProcedureStep.objects.exists()
+
+
+def test_missing_type2_attributes_are_accepted():
+    ds = n_create(ssa_item())
+    for keyword in (
+        "PatientName",
+        "PatientBirthDate",
+        "PerformedProcedureStepEndDate",
+        "PerformedSeriesSequence",
+    ):
+        delattr(ds, keyword)
+    mpps = services.mpps_create(attributes=ds, calling_ae="CT1")
+    assert mpps.status == MPPSStatus.IN_PROGRESS
