@@ -209,7 +209,7 @@ def start_worker(env: dict) -> subprocess.Popen:
         stderr=subprocess.DEVNULL,
         start_new_session=True,
     )
-    time.sleep(4)
+    time.sleep(6)  # Django + Celery boot
     return proc
 
 
@@ -349,7 +349,7 @@ def bench_link_latency(work: Path, studies: int) -> list[float]:
     released: dict[int, float] = {}
     latencies: list[float] = []
     try:
-        threads = []
+        threads: list[threading.Thread] = []
 
         def send(pk, folder):
             subprocess.run(
@@ -357,11 +357,15 @@ def bench_link_latency(work: Path, studies: int) -> list[float]:
             )
             released[pk] = time.perf_counter()
 
-        for pk, folder in plans:
-            t = threading.Thread(target=send, args=(pk, folder))
-            t.start()
-            threads.append(t)
-            time.sleep(0.5)  # 2 studies/s
+        def pace():
+            for pk, folder in plans:
+                t = threading.Thread(target=send, args=(pk, folder))
+                t.start()
+                threads.append(t)
+                time.sleep(0.5)  # 2 studies/s
+
+        pacer = threading.Thread(target=pace)
+        pacer.start()
         seen: dict[int, float] = {}
         deadline = time.monotonic() + 120
         while len(seen) < len(plans) and time.monotonic() < deadline:
@@ -371,10 +375,16 @@ def bench_link_latency(work: Path, studies: int) -> list[float]:
             now = time.perf_counter()
             for pk in done:
                 seen.setdefault(pk, now)
-            time.sleep(0.02)
+            time.sleep(0.01)
+        pacer.join()
         for t in threads:
             t.join()
         latencies = [seen[pk] - released[pk] for pk, _ in plans if pk in seen and pk in released]
+        if os.environ.get("RIS_BENCH_VERBOSE"):
+            print(
+                "latencies in send order:",
+                [round(seen[pk] - released[pk], 2) for pk, _ in plans if pk in seen],
+            )
     finally:
         stop(worker, group=True)
         stop(node)
