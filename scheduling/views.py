@@ -477,7 +477,16 @@ def calendar_view(request):
     station = station or (stations[0] if stations else None)
     day = _parse_day(request.GET.get("day"))
     slots = station_day_slots(station=station, day=day) if station else []
-    patients = sorted({s.step.requested_procedure.order.patient_id for s in slots if s.step is not None})
+    # Object scope: who is booked is shown only for procedures the user may see.
+    booked_ids = {s.step.requested_procedure_id for s in slots if s.step is not None}
+    visible = (
+        set(procedure_list_for(request.user).filter(pk__in=booked_ids).values_list("pk", flat=True))
+        if booked_ids
+        else set()
+    )
+    for slot in slots:
+        slot.visible = slot.step is not None and slot.step.requested_procedure_id in visible
+    patients = sorted({s.step.requested_procedure.order.patient_id for s in slots if s.visible})
     previous = None
     rows = []
     for slot in slots:

@@ -802,3 +802,21 @@ def test_garbage_posts_are_form_errors(desk, ct, wang):
     assert Order.objects.count() == 1
     proc.refresh_from_db()
     assert proc.status == ProcedureStatus.SCHEDULED
+
+
+def test_calendar_hides_patients_outside_the_users_scope(client_for, users, wang):
+    from ris.models import StaffProfile
+
+    mr = StationFactory(ae_title="MRUI1", modality="MR")
+    mr_type = ProcedureTypeFactory(code_value="MRUI", modality="MR")
+    start = next_slot(60)
+    make_order(patient=wang, station=mr, procedure_type=mr_type, start=start)
+    tech = users["technologist"]
+    StaffProfile.objects.update_or_create(user=tech, defaults={"modalities": "CT"})
+    params = {"station": mr.pk, "day": start.date().isoformat()}
+    html = client_for("technologist").get(reverse("scheduling:calendar"), params).content.decode()
+    assert "王小东" not in html and "booked" in html
+    assert not events("station.calendar.view").exists()
+    html = client_for("front_desk").get(reverse("scheduling:calendar"), params).content.decode()
+    assert "王小东" in html
+    assert events("station.calendar.view").count() == 1
