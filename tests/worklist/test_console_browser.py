@@ -52,3 +52,28 @@ def test_console_follows_mpps_without_reload(page_for, mpps_scp, settings):  # n
     assert page.locator('[data-testid="action-complete"]').is_visible()
     assert page.locator('[data-testid="action-start"]').count() == 0
     page.screenshot(path="/tmp/mpps_exam.png", full_page=True)
+
+
+@pytest.mark.browser
+def test_manual_exam_for_a_modality_without_mpps(page_for):
+    station = StationFactory(ae_title="DX1", modality="DX")
+    proc = make_order(station=station, start=today_slot()).procedures.get()
+    page = page_for("technologist")
+    page.goto(f"{page.base_url}/console/?station=DX1")
+    page.locator(f'[data-accession="{proc.order.accession_number}"] a').click()
+    page.locator('[data-testid="action-start"]').click()
+    page.locator('[data-testid="exam-status"][data-status="in_progress"]').wait_for()
+    page.locator('[data-testid="action-complete"]').click()
+    page.locator('[data-testid="exam-status"][data-status="completed"]').wait_for()
+    form = page.locator('[data-testid="note-form"]')
+    form.locator('input[name="films_printed"]').fill("2")
+    form.locator('textarea[name="text"]').fill("Two views, good quality")
+    form.get_by_role("button").click()
+    assert page.locator('[data-testid="exam-note"]').filter(has_text="Two views, good quality").is_visible()
+    page.goto(f"{page.base_url}/console/?station=DX1")
+    done = page.locator(
+        f'[data-testid="console-col-completed"] [data-accession="{proc.order.accession_number}"]'
+    )
+    assert done.is_visible()
+    proc.refresh_from_db()
+    assert proc.status == "completed"
