@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import queue
+import select
 import socket
 import ssl
 import threading
@@ -29,6 +31,7 @@ from pynetdicom import evt
 from pynetdicom._globals import MODE_ACCEPTOR
 from pynetdicom.association import Association
 from pynetdicom.dimse_primitives import C_FIND
+from pynetdicom.dul import DULServiceProvider
 from pynetdicom.pdu import A_ABORT_RQ
 from pynetdicom.pdu_primitives import A_P_ABORT
 from pynetdicom.transport import AssociationSocket, RequestHandler, ThreadedAssociationServer
@@ -121,6 +124,101 @@ class GuardedAssociationSocket(AssociationSocket):
             assoc.dul.to_user_queue.put(A_P_ABORT())
 
 
+class RISDUL(DULServiceProvider):
+    """pynetdicom's DUL, event-driven instead of polling every millisecond.
+
+    pynetdicom's reactor sleeps 1 ms whenever it is idle (its own TODO says "make this event
+    based"); under CPU contention each sleep stretches and a C-ECHO or C-FIND round trip pays
+    it several times. Here the idle wait is a ``select`` on the peer's socket and a wake-up
+    socket that ``send_pdu``/``kill_dul`` signal, and ``activity`` tells the association thread
+    when the DUL has passed something on, so neither thread polls.
+    """
+
+    IDLE_WAIT = 0.05  # upper bound between timer checks (ARTIM) when nothing happens
+
+    def __init__(self, assoc: Association) -> None:
+        super().__init__(assoc)
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._wake_r.setblocking(False)
+        self._wake_w.setblocking(False)
+        self.activity = threading.Event()
+
+    def _wake(self) -> None:
+        with contextlib.suppress(OSError):
+            self._wake_w.send(b"\0")
+
+    def send_pdu(self, primitive) -> None:
+        super().send_pdu(primitive)
+        self._wake()
+
+    def kill_dul(self) -> None:
+        super().kill_dul()
+        self._wake()
+
+    def stop_dul(self) -> bool:
+        if self.state_machine.current_state == "Sta1":
+            self._kill_thread = True
+            self._wake()
+            if threading.current_thread() is not self:
+                self.join()
+            return True
+        return False
+
+    def _idle_wait(self) -> None:
+        wrapped = self.socket.socket if self.socket is not None else None
+        if isinstance(wrapped, ssl.SSLSocket) and wrapped.pending():
+            return
+        readers = [self._wake_r] if wrapped is None else [self._wake_r, wrapped]
+        try:
+            select.select(readers, [], [], self.IDLE_WAIT)
+        except (OSError, ValueError):  # the peer's socket was closed meanwhile
+            select.select([self._wake_r], [], [], 0.001)
+        with contextlib.suppress(OSError):
+            while self._wake_r.recv(4096):
+                pass
+
+    def run_reactor(self) -> None:
+        # pynetdicom.dul.DULServiceProvider.run_reactor with the idle sleep replaced.
+        self._idle_timer.start()
+        try:
+            while True:
+                if not self.assoc._dul_ready.is_set():
+                    self.assoc._dul_ready.set()
+                if self._kill_thread:
+                    break
+                if self.artim_timer.expired:
+                    self.event_queue.put("Evt18")
+                try:
+                    if self._process_recv_primitive():
+                        pass
+                    elif self._is_transport_event():
+                        self._idle_timer.restart()
+                except Exception:
+                    logger.exception("DUL failure; aborting the association")
+                    abort_pdu = A_ABORT_RQ()
+                    abort_pdu.source = 0x02
+                    abort_pdu.reason_diagnostic = 0x00
+                    with contextlib.suppress(Exception):
+                        self.socket.send(abort_pdu.encode())
+                    self.assoc.is_aborted = True
+                    self.assoc.is_established = False
+                    self.assoc._kill = True
+                    self._kill_thread = True
+                    return
+                try:
+                    event = self.event_queue.get(block=False)
+                except queue.Empty:
+                    self._idle_wait()
+                    continue
+                self.state_machine.do_action(event)
+                self.activity.set()
+        finally:
+            self.activity.set()
+            for sock in (self._wake_r, self._wake_w):
+                with contextlib.suppress(OSError):
+                    sock.close()
+
+
 class RISAssociation(Association):
     """Acceptor association with DB hygiene, deferred TLS handshake and policy state."""
 
@@ -157,6 +255,47 @@ class RISAssociation(Association):
             except Exception:
                 logger.exception("deferred association work failed")
         self._ris_deferred.clear()
+
+    def _run_reactor(self) -> None:
+        # pynetdicom.association.Association._run_reactor, waiting on the DUL's activity
+        # instead of sleeping 1 ms per loop.
+        activity: threading.Event | None = getattr(self.dul, "activity", None)
+        if activity is None:  # pragma: no cover - not our DUL
+            super()._run_reactor()
+            return
+        self._is_paused = False
+        while not self._kill:
+            activity.wait(0.01)
+            activity.clear()
+            self._is_paused = True
+            self._reactor_checkpoint.wait()
+            self._is_paused = False
+            context_id, msg = self.dimse.get_msg(block=False)
+            if msg:
+                self._serve_request(msg, cast(int, context_id))
+                activity.set()  # look again at once: more may have arrived meanwhile
+            if self.is_established and self.acse.is_release_requested():
+                self.acse.send_release(is_response=True)
+                self.is_released = True
+                self.is_established = False
+                evt.trigger(self, evt.EVT_RELEASED, {})
+                self.kill()
+                return
+            if self.acse.is_aborted():
+                self.dul.receive_pdu(wait=False)
+                self.is_aborted = True
+                self.is_established = False
+                evt.trigger(self, evt.EVT_ABORTED, {})
+                self.kill()
+                return
+            if not self.dul.is_alive():
+                self.kill()
+                return
+            if self.dul.idle_timer_expired():
+                logger.info("network timeout reached; aborting the association")
+                self.abort()
+                self.kill()
+                return
 
     def _serve_request(self, msg, context_id: int) -> None:
         # C-FIND goes through the node's FastFindServiceClass (pre-encoded identifiers, one
@@ -224,6 +363,10 @@ class RISRequestHandler(RequestHandler):
 
         server = cast("RISAssociationServer", self.server)
         assoc = RISAssociation(self.ae, MODE_ACCEPTOR)
+        assoc.dul = RISDUL(assoc)
+        # The timeouts live on the DUL's timers: apply them to the new one.
+        assoc.acse_timeout = assoc.acse_timeout
+        assoc.network_timeout = assoc.network_timeout
         assoc._server = server
         assoc.acse = PolicyACSE(assoc)
         assoc.name = f"AcceptorThread@{datetime.now():%Y%m%d%H%M%S}"
