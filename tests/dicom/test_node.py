@@ -224,3 +224,17 @@ def test_identifiers_are_never_logged(dicom_node):
 
     assert _config.LOG_REQUEST_IDENTIFIERS is False
     assert _config.LOG_RESPONSE_IDENTIFIERS is False
+
+
+def test_idle_association_is_aborted_after_network_timeout(dicom_node_factory, register_station):
+    register_station("CT1")
+    node = dicom_node_factory(network_timeout=0.5)
+    ae = AE(ae_title="CT1")
+    ae.add_requested_context(Verification)
+    assoc = ae.associate(node.host, node.port, ae_title=node.ae_title)
+    assert assoc.is_established
+    started = time.monotonic()
+    while assoc.is_established and time.monotonic() - started < 10:
+        time.sleep(0.05)
+    assert assoc.is_aborted
+    assert 0.3 < time.monotonic() - started < 5
