@@ -317,3 +317,24 @@ def test_arrived_column_puts_stat_first(client_for):
     columns = {key: steps for key, _label, steps in response.context["columns"]}
     assert [s.requested_procedure_id for s in columns["arrived"]] == [stat.pk, routine.pk]
     assert "waiting" in response.content.decode()
+
+
+def test_exam_page_query_count_does_not_grow(client_for, exam):
+    from .mpps_data import n_set_final
+
+    c = client_for("technologist")
+    url = reverse("worklist:exam", args=[exam.pk])
+    services.mpps_create(attributes=n_create(for_procedure(exam)), calling_ae="CT1")
+    services.exam_note_add(procedure=exam, actor=None, text="first")
+    c.get(url)
+    with CaptureQueriesContext(connection) as few:
+        c.get(url)
+    for i in range(4):
+        m = services.mpps_create(attributes=n_create(for_procedure(exam)), calling_ae="CT1")
+        services.mpps_update(
+            sop_instance_uid=m.sop_instance_uid, modifications=n_set_final(series=(i + 1,)), calling_ae="CT1"
+        )
+        services.exam_note_add(procedure=exam, actor=None, text=f"note {i}")
+    with CaptureQueriesContext(connection) as many:
+        c.get(url)
+    assert len(many) == len(few)
