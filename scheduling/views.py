@@ -492,9 +492,12 @@ def calendar_view(request):
     for slot in slots:
         slot.continued = slot.step is not None and previous is not None and previous.step == slot.step
         slot.span_end = slot.end
-        if slot.state == "past" and rows and rows[-1].state == "past":
-            # Empty time that has gone by is one row, not a screenful.
-            rows[-1].span_end = slot.end
+        last = rows[-1] if rows else None
+        if last is not None and slot.state == last.state == "past":
+            # Empty time that has gone by is one row, not a screenful; so is one downtime block.
+            last.span_end = slot.end
+        elif last is not None and slot.state == last.state == "down" and slot.downtime == last.downtime:
+            last.span_end = slot.end
         else:
             rows.append(slot)
         previous = slot

@@ -434,6 +434,8 @@ def test_calendar_shows_bookings_and_downtime_with_one_event(client_for, ct, wan
     assert "王小东" in html and "Tube change" in html
     states = [s.state for s in resp.context["slots"]]
     assert states.count("booked") == 1 and states.count("down") == 4
+    down_rows = [r for r in resp.context["rows"] if r.state == "down"]
+    assert len(down_rows) == 1 and down_rows[0].span_end - down_rows[0].start == timedelta(hours=1)
     assert events().count() - before == 1
     assert events("station.calendar.view").get().detail["patients"] == [wang.pk]
 
