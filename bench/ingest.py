@@ -406,9 +406,9 @@ def bench_rss(work: Path, total: int, per_assoc: int = 500) -> tuple[int, int, f
         while sent < total:
             n = min(per_assoc, total - sent)
             folder = make_series(work / f"rss{sent}", n, 64)
-            subprocess.run(
-                storescu_cmd(port, "RIS", folder), capture_output=True, check=True, env=NODELAY_ENV
-            )
+            result = subprocess.run(storescu_cmd(port, "RIS", folder), capture_output=True, env=NODELAY_ENV)
+            if result.returncode != 0:
+                raise RuntimeError(f"storescu failed: {result.stderr.decode()[-800:]}")
             shutil.rmtree(folder)
             sent += n
         elapsed = time.perf_counter() - t0
