@@ -259,3 +259,19 @@ def test_search_history_is_not_cached_in_the_browser(page_for):
         "() => JSON.stringify(Object.keys(localStorage).map(k => localStorage.getItem(k)))"
     )
     assert "QIAN" not in stored.upper()
+
+
+def test_refused_form_keeps_input_and_focuses_first_error(page_for):
+    from playwright.sync_api import expect
+
+    page = page_for("front_desk", language="zh-hans")
+    page.goto(page.base_url + "/patients/new/")
+    page.locator("#id_chinese_name").fill("孙悟空")
+    expect(page.locator("#id_family_name")).to_have_value("Sun")
+    page.locator("#id_phone").fill("13700001111")
+    page.get_by_test_id("save-patient").click()  # no birth date, no sex
+    expect(page.locator("#id_birth_date")).to_be_focused()
+    expect(page.locator("#id_phone")).to_have_value("13700001111")
+    expect(page.locator("#id_chinese_name")).to_have_value("孙悟空")
+    expect(page.locator("#id_given_name")).to_have_value("WuKong")
+    assert not Patient.objects.exists()
