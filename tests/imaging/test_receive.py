@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import io
 from contextlib import contextmanager
 
 import pytest
@@ -237,3 +238,28 @@ def test_resend_repairs_a_row_whose_file_was_lost(tmp_path):
     obj.refresh_from_db()
     assert storage.path_for(obj.relpath).read_bytes() == part10_bytes(ds)
     assert storage.sha256_of(obj.relpath) == obj.sha256
+
+
+def test_storage_check_finds_orphans_missing_and_damaged(tmp_path, settings):
+    from django.core.management import call_command
+    from django.core.management.base import CommandError
+
+    a, b = ct_dataset(), ct_dataset()
+    assert _store(tmp_path, a, name="a.dcm") == 0
+    assert _store(tmp_path, b, name="b.dcm") == 0
+    out = io.StringIO()
+    call_command("imaging_storage_check", "--verify", stdout=out)
+    assert "orphans 0" in out.getvalue() and "damaged 0" in out.getvalue()
+    orphan = settings.RIS_STORAGE_ROOT / "objects" / "2020" / "01" / "01" / "x.dcm"
+    orphan.parent.mkdir(parents=True)
+    orphan.write_bytes(b"never acknowledged")
+    obj_a, obj_b = ReceivedObject.objects.order_by("id")
+    storage.path_for(obj_a.relpath).unlink()
+    with storage.path_for(obj_b.relpath).open("r+b") as fp:
+        fp.seek(200)
+        fp.write(b"\xff")
+    out = io.StringIO()
+    with pytest.raises(CommandError):
+        call_command("imaging_storage_check", "--verify", stdout=out)
+    text = out.getvalue()
+    assert "orphans 1" in text and f"missing: {obj_a.relpath}" in text and f"damaged: {obj_b.relpath}" in text
