@@ -416,7 +416,9 @@ def import_entry(entry: WorklistEntry, *, create_stations: bool = False, actor=N
     first_ae, *others = entry.station_ae_titles
     station = _station(entry, first_ae, create=create_stations, actor=actor, first=True)
     if station is None:
-        raise WorklistFileError(f"unknown station {first_ae} (register it, or use --create-stations)")
+        raise WorklistFileError(
+            f"unknown station {first_ae} (register it, or let the import create unknown stations)"
+        )
     alternates = []
     for ae in others:
         if ae == first_ae or ae in alternates:

@@ -334,7 +334,8 @@ def mpps_exceptions(request):
         attrs = item.mpps.attributes or {}
         item.sent_patient_id = ((attrs.get("00100020") or {}).get("Value") or [""])[0]
         name = ((attrs.get("00100010") or {}).get("Value") or [{}])[0]
-        item.sent_patient_name = name.get("Alphabetic", "") if isinstance(name, dict) else str(name)
+        sent = name.get("Alphabetic", "") if isinstance(name, dict) else str(name)
+        item.sent_patient_name = sent.replace("^", " ").strip()
     audit_record(
         action="console.mpps_exceptions",
         request=request,

@@ -214,7 +214,7 @@ def test_unscheduled_mpps_linked_from_exceptions_page(client_for, exam):
     body = c.get(reverse("worklist:console")).content.decode()
     assert 'data-testid="open-exceptions"' in body
     page = c.get(reverse("worklist:mpps_exceptions")).content.decode()
-    assert "Test^Patient" in page and "X1" in page
+    assert "Test Patient" in page and "X1" in page
     exc = MPPSException.objects.get(mpps=mpps)
     c.post(
         reverse("worklist:mpps_exceptions"),
