@@ -247,3 +247,10 @@ def test_dead_objects_are_visible_on_the_workbench(client_for, receive, settings
     services.study_ingest(study_instance_uid=ds.StudyInstanceUID)
     page = client_for("dept_head").get("/imaging/reconciliation/").content.decode()
     assert 'data-testid="dead-objects"' in page and ds.SOPInstanceUID in page
+
+
+def test_stow_rs_request_over_the_limit_is_413(api_for, settings):
+    settings.RIS_STOW_MAX_REQUEST_BYTES = 1000
+    body, ctype = _multipart([("application/dicom", part10_bytes(ct_dataset(rows=64, columns=64)))])
+    assert api_for("technologist").post("/dicomweb/studies", data=body, content_type=ctype).status_code == 413
+    assert not ReceivedObject.objects.exists()
