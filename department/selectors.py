@@ -34,6 +34,7 @@ from django.db.models import Count, F, Min, Q, Sum
 from django.db.models.functions import TruncDay, TruncWeek
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from scheduling.models import (
     ProcedureEvent,
@@ -59,7 +60,7 @@ class Step:
 
     @property
     def label(self) -> str:
-        return STEP_LABELS[self.key]
+        return str(STEP_LABELS[self.key])
 
 
 STEPS = [
@@ -77,18 +78,25 @@ STEPS = [
 ]
 STEP_BY_KEY = {s.key: s for s in STEPS}
 STEP_LABELS = {
-    "order_to_scheduled": "order → scheduled",
-    "scheduled_to_arrived": "scheduled → arrived",
-    "arrived_to_started": "arrived → started",
-    "started_to_completed": "started → completed",
-    "completed_to_images": "completed → images",
-    "images_to_preliminary": "images → preliminary",
-    "preliminary_to_final": "preliminary → final",
-    "order_to_completed": "order → completed",
-    "completed_to_preliminary": "completed → preliminary",
-    "completed_to_final": "completed → final",
-    "order_to_final": "order → final",
+    "order_to_scheduled": gettext_lazy("order → scheduled"),
+    "scheduled_to_arrived": gettext_lazy("scheduled → arrived"),
+    "arrived_to_started": gettext_lazy("arrived → started"),
+    "started_to_completed": gettext_lazy("started → completed"),
+    "completed_to_images": gettext_lazy("completed → images"),
+    "images_to_preliminary": gettext_lazy("images → preliminary"),
+    "preliminary_to_final": gettext_lazy("preliminary → final"),
+    "order_to_completed": gettext_lazy("order → completed"),
+    "completed_to_preliminary": gettext_lazy("completed → preliminary"),
+    "completed_to_final": gettext_lazy("completed → final"),
+    "order_to_final": gettext_lazy("order → final"),
 }
+DIMENSION_LABELS = {
+    "modality": (gettext_lazy("Modality"), gettext_lazy("modality")),
+    "station": (gettext_lazy("Station"), gettext_lazy("station")),
+    "priority": (gettext_lazy("Priority"), gettext_lazy("priority")),
+    "radiologist": (gettext_lazy("Radiologist"), gettext_lazy("radiologist")),
+}
+BUCKET_LABELS = {"day": gettext_lazy("day"), "week": gettext_lazy("week")}
 DIMENSIONS = ["modality", "station", "priority", "radiologist"]
 
 # Turnaround targets in minutes per priority (configurable: settings.RIS_TAT_TARGETS).
@@ -487,8 +495,9 @@ def fig_tat_by(period: Period, dimension: str, step_key: str = "completed_to_fin
     ]
     return Figure(
         name=f"tat_by_{dimension}",
-        title=_("%(step)s per %(dim)s (minutes)") % {"step": step.label, "dim": _(dimension)},
-        columns=[_(dimension.capitalize()), _("Procedures"), _("Median"), _("90th percentile")],
+        title=_("%(step)s per %(dim)s (minutes)")
+        % {"step": step.label, "dim": DIMENSION_LABELS[dimension][1]},
+        columns=[str(DIMENSION_LABELS[dimension][0]), _("Procedures"), _("Median"), _("90th percentile")],
         rows=rows,
         series_columns=[2, 3],
         unit="min",
@@ -541,7 +550,7 @@ def _compliance_rows(counts: dict, targets) -> list[list]:
     for prio, steps in sorted(targets.items(), key=lambda kv: _prio_rank(kv[0])):
         for key, minutes in sorted(steps.items()):
             n, ok = counts.get((prio, key), (0, 0))
-            out.append([prio, STEP_LABELS[key], minutes, n, ok, round(100.0 * ok / n, 1) if n else None])
+            out.append([prio, str(STEP_LABELS[key]), minutes, n, ok, round(100.0 * ok / n, 1) if n else None])
     return out
 
 
@@ -734,7 +743,8 @@ def _volume_figure(period: Period, by: str, per: str, key: str, data) -> Figure:
     ]
     return Figure(
         name=f"volume_{per}_{by}",
-        title=_("Exams per %(by)s per %(per)s") % {"by": _(by), "per": _(per)},
+        title=_("Exams per %(by)s per %(per)s")
+        % {"by": BUCKET_LABELS.get(by, by), "per": DIMENSION_LABELS[per][1]},
         columns=[_("Week") if by == "week" else _("Day"), *cols, _("Total")],
         rows=rows,
         chart_type="stacked",

@@ -15,7 +15,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.http import urlencode
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy as _l
+from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_http_methods, require_POST
 
 from ris.errors import ApplicationError
@@ -32,12 +32,12 @@ from .services import material_receive
 logger = logging.getLogger(__name__)
 
 TABS = [
-    ("dashboard", "department:dashboard", _l("Overview")),
-    ("turnaround", "department:turnaround", _l("Turnaround")),
-    ("workload", "department:workload", _l("Volumes and workload")),
-    ("quality", "department:quality", _l("Error statistics")),
-    ("equipment", "department:equipment", _l("Equipment")),
-    ("materials", "department:materials", _l("Materials")),
+    ("dashboard", "department:dashboard", gettext_lazy("Overview")),
+    ("turnaround", "department:turnaround", gettext_lazy("Turnaround")),
+    ("workload", "department:workload", gettext_lazy("Volumes and workload")),
+    ("quality", "department:quality", gettext_lazy("Error statistics")),
+    ("equipment", "department:equipment", gettext_lazy("Equipment")),
+    ("materials", "department:materials", gettext_lazy("Materials")),
 ]
 
 

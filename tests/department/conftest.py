@@ -19,6 +19,11 @@ DAY = date(2026, 1, 5)
 def _no_dashboard_cache(settings):
     # Each test builds its own history; a cached figure from another test would be wrong.
     settings.RIS_DASHBOARD_CACHE_SECONDS = 0
+    # Labels are checked in English; a request in Chinese must not leak into the next test.
+    from django.utils import translation
+
+    with translation.override("en"):
+        yield
 
 
 def at(base: datetime, minutes: float) -> datetime:

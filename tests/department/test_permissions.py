@@ -63,3 +63,17 @@ def test_every_figure_is_reachable_for_the_dept_head(client_for):
         r = c.get(reverse("department:figure_json", args=[name]))
         assert r.status_code == 200, name
         assert r.json()["name"] == name
+
+
+@pytest.mark.django_db
+def test_pages_are_translated(client_for, settings):
+    import shutil
+
+    if not shutil.which("msgfmt"):
+        pytest.skip("gettext not installed: no compiled translations")
+    c = client_for(Role.DEPT_HEAD)
+    c.cookies[settings.LANGUAGE_COOKIE_NAME] = "zh-hans"
+    assert "差错统计" in c.get(reverse("department:quality")).content.decode()
+    assert "审计日志" in c.get(reverse("audit:event_list")).content.decode()
+    fig = c.get(reverse("department:figure_json", args=["tat_steps"])).json()
+    assert (fig["columns"][0], fig["columns"][2]) == ("环节", "中位数")
