@@ -447,3 +447,48 @@ def test_missing_type2_attributes_are_accepted():
         delattr(ds, keyword)
     mpps = services.mpps_create(attributes=ds, calling_ae="CT1")
     assert mpps.status == MPPSStatus.IN_PROGRESS
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_duplicate_n_create_race_has_one_winner(monkeypatch):
+    import threading
+    import time
+
+    from django.db import connection, connections
+
+    if connection.vendor != "postgresql":
+        pytest.skip("needs PostgreSQL")
+    proc = _proc()
+    uid = generate_uid()
+    original = services._link
+
+    def slow_link(*args, **kwargs):
+        time.sleep(0.3)  # both requests are past the "exists?" check before either inserts
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(services, "_link", slow_link)
+    barrier = threading.Barrier(2)
+    outcomes: list[object] = []
+
+    def create():
+        try:
+            barrier.wait()
+            services.mpps_create(
+                attributes=n_create(for_procedure(proc)), calling_ae="CT1", sop_instance_uid=uid
+            )
+            outcomes.append("ok")
+        except services.MPPSError as exc:
+            outcomes.append(exc.status)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=create) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(outcomes, key=str) == sorted(["ok", 0x0111], key=str)
+    assert PerformedProcedureStep.objects.filter(sop_instance_uid=uid).count() == 1
+    proc.refresh_from_db()
+    assert proc.status == ProcedureStatus.IN_PROGRESS
