@@ -196,3 +196,28 @@ def test_redis_lost_during_burst_and_restarted_empty(
     finally:
         redis_proc.kill()
         redis_proc.wait(timeout=10)
+
+
+def test_demo_study_command_links_through_storescu(tmp_path, dicom_node, register_station):
+    """The `make run` story: a demo order, storescu from its station, the study links (eager)."""
+    from django.core.management import call_command
+
+    register_station("CT01", modality="CT")
+    proc, _patient = _order()
+    call_command(
+        "imaging_demo_study", proc.order.accession_number, "--out", str(tmp_path / "demo"), "--instances", "4"
+    )
+    result = dcmtk(
+        "storescu",
+        "-aet",
+        "CT01",
+        "-aec",
+        dicom_node.ae_title,
+        dicom_node.host,
+        str(dicom_node.port),
+        "+sd",
+        str(tmp_path / "demo"),
+    )
+    assert result.returncode == 0, result.stderr.decode()
+    wait_for(_linked(proc), what="eager ingest on release to link the study")
+    _assert_all_safe(proc, 4)
