@@ -254,9 +254,19 @@ def patient_detail_view(request, pk: int):
 @role_required("patient.update")
 def patient_edit_view(request, pk: int):
     patient = get_object_or_404(patient_list(), pk=pk)
+    version = patient.updated_at.isoformat()
     if request.method == "POST":
         form = PatientForm(request.POST, editing=True)
-        if form.is_valid():
+        if form.is_valid() and request.POST.get("version") != version:
+            # Someone else saved this patient after the form was opened: do not overwrite
+            # silently. The input stays; saving again (with the new version) is a conscious choice.
+            form.add_error(
+                None,
+                _(
+                    "Someone else changed this patient while you were editing. Check the values below and save again."
+                ),
+            )
+        elif form.is_valid():
             try:
                 patient_update(patient=patient, actor=request.user, request=request, **form.service_fields())
             except (ApplicationError, ValidationError) as exc:
@@ -271,5 +281,5 @@ def patient_edit_view(request, pk: int):
     return render(
         request,
         "registration/patient_form.html",
-        {"form": form, "patient": patient, "editing": True, **_name_context(form)},
+        {"form": form, "patient": patient, "editing": True, "version": version, **_name_context(form)},
     )

@@ -207,14 +207,19 @@ def test_edit_patient_keeps_input_on_error_and_saves(desk, wang):
     resp = desk.get(url)
     assert resp.status_code == 200 and 'value="王小东"' in resp.content.decode()
     assert events("patient.view").count() == 1
-    data = _patient_post(family_name="Wang", given_name="XiaoDong", birth_date="2999-01-01", phone="010-1234")
+    version = resp.context["version"]
+    data = _patient_post(
+        family_name="Wang", given_name="XiaoDong", birth_date="2999-01-01", phone="010-1234", version=version
+    )
     resp = desk.post(url, data)
     assert resp.status_code == 200
     assert "birth_date" in resp.context["form"].errors
     assert 'value="010-1234"' in resp.content.decode()
     wang.refresh_from_db()
     assert wang.phone == ""
-    resp = desk.post(url, _patient_post(family_name="Wang", given_name="XiaoDong", phone="010-1234"))
+    resp = desk.post(
+        url, _patient_post(family_name="Wang", given_name="XiaoDong", phone="010-1234", version=version)
+    )
     assert resp.status_code == 302
     wang.refresh_from_db()
     assert wang.phone == "010-1234" and wang.allergies == "Iodinated contrast"
@@ -822,3 +827,33 @@ def test_calendar_hides_patients_outside_the_users_scope(client_for, users, wang
     html = client_for("front_desk").get(reverse("scheduling:calendar"), params).content.decode()
     assert "王小东" in html
     assert events("station.calendar.view").count() == 1
+
+
+def test_edit_refuses_to_overwrite_a_concurrent_change(client_for, wang):
+    url = reverse("registration:patient_edit", args=[wang.pk])
+    desk_a, desk_b = client_for("front_desk"), client_for("front_desk")
+    version = desk_a.get(url).context["version"]
+    assert desk_b.get(url).context["version"] == version
+    assert (
+        desk_b.post(
+            url, _patient_post(family_name="Wang", given_name="XiaoDong", phone="111", version=version)
+        ).status_code
+        == 302
+    )
+    resp = desk_a.post(
+        url, _patient_post(family_name="Wang", given_name="XiaoDong", phone="222", version=version)
+    )
+    assert resp.status_code == 200
+    assert "changed this patient" in resp.content.decode() and 'value="222"' in resp.content.decode()
+    wang.refresh_from_db()
+    assert wang.phone == "111"
+    # Saving again with the version now shown is a conscious overwrite.
+    resp = desk_a.post(
+        url,
+        _patient_post(
+            family_name="Wang", given_name="XiaoDong", phone="222", version=resp.context["version"]
+        ),
+    )
+    assert resp.status_code == 302
+    wang.refresh_from_db()
+    assert wang.phone == "222"
