@@ -127,38 +127,57 @@ def test_side_effect_signal_runs_on_commit_only(django_capture_on_commit_callbac
         procedure_transitioned.disconnect(receiver)
 
 
-@pytest.mark.django_db(transaction=True)
-@pytest.mark.postgres
-def test_concurrent_transitions_exactly_one_wins():
-    if connection.vendor != "postgresql":
-        pytest.skip("needs PostgreSQL")
-    proc = make_order().procedures.get()
-    barrier = threading.Barrier(2)
+RACES = {
+    # Both sides are allowed from the start state and neither is allowed after the other.
+    "arrive-arrive": (
+        lambda pk: services.procedure_mark_arrived(procedure=pk),
+        lambda pk: services.procedure_mark_arrived(procedure=pk),
+    ),
+    "start-cancel": (
+        lambda pk: services.procedure_start(procedure=pk),
+        lambda pk: services.procedure_cancel(procedure=pk, reason="x"),
+    ),
+    "complete-discontinue": (
+        lambda pk: services.procedure_complete(procedure=pk),
+        lambda pk: services.procedure_discontinue(procedure=pk, reason="x"),
+    ),
+}
+
+
+def _race(fns, pk) -> list[str]:
+    from django.db import connections
+
+    barrier = threading.Barrier(len(fns))
     results: list[str] = []
 
     def worker(fn):
-        from django.db import connections
-
         try:
             barrier.wait()
-            fn()
+            fn(pk)
             results.append("ok")
         except InvalidTransition:
             results.append("conflict")
         finally:
             connections.close_all()
 
-    threads = [
-        threading.Thread(target=worker, args=(lambda: services.procedure_mark_arrived(procedure=proc.pk),)),
-        threading.Thread(
-            target=worker, args=(lambda: services.procedure_cancel(procedure=proc.pk, reason="x"),)
-        ),
-    ]
+    threads = [threading.Thread(target=worker, args=(fn,)) for fn in fns]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    assert sorted(results) == ["conflict", "ok"]
-    proc.refresh_from_db()
-    assert proc.status in (S.ARRIVED, S.CANCELLED)
-    assert ProcedureEvent.objects.filter(requested_procedure=proc).exclude(action="order").count() == 1
+    return sorted(results)
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.postgres
+@pytest.mark.parametrize("race", list(RACES))
+def test_concurrent_transitions_exactly_one_wins(race):
+    if connection.vendor != "postgresql":
+        pytest.skip("needs PostgreSQL")
+    for minutes in (0, 60, 120):  # a few rounds, each on a fresh procedure
+        proc = make_order(start=next_slot(minutes)).procedures.get()
+        if race == "complete-discontinue":
+            services.procedure_start(procedure=proc)
+        before = ProcedureEvent.objects.filter(requested_procedure=proc).count()
+        assert _race(RACES[race], proc.pk) == ["conflict", "ok"]
+        assert ProcedureEvent.objects.filter(requested_procedure=proc).count() == before + 1
