@@ -197,7 +197,11 @@ def thumbnail(request, pk: int):
         response = FileResponse(path.open("rb"), content_type="image/jpeg")
         response["Cache-Control"] = "private, max-age=3600"
         return response
-    services._send_previews(instance.series.study_id)
+    from ris.celery import app
+
+    if not app.conf.task_always_eager:
+        # A worker renders it; without a broker the ingest already did, so never render here.
+        services._send_previews(instance.series.study_id)
     img = previews.placeholder(_("Rendering…"))
     response = HttpResponse(previews.encode(img), content_type="image/jpeg")
     response["Cache-Control"] = "no-store"
