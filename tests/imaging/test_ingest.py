@@ -246,3 +246,101 @@ def test_merged_patient_id_still_links(receive):
     services.study_ingest(study_instance_uid=proc.study_instance_uid)
     study = Study.objects.get()
     assert study.requested_procedure_id == proc.pk and study.patient_id == real.pk
+
+
+@pytest.mark.parametrize("sent_name", ["王^小东", "WANG^XIAODONG", "Wang^XiaoDong=王^小东"])
+def test_candidates_found_by_chinese_or_pinyin_name(receive, sent_name):
+    from imaging.selectors import reconciliation_candidates
+    from tests.factories import next_slot
+
+    patient = PatientFactory(
+        patient_id="NAME-1",
+        family_name="Wang",
+        given_name="XiaoDong",
+        ideographic_family="王",
+        ideographic_given="小东",
+    )
+    start = next_slot()
+    proc = make_order(patient=patient, start=start).procedures.get()
+    other = make_order(start=next_slot(120)).procedures.get()  # someone else, same day
+    ds = ct_dataset(
+        accession="",
+        patient_id="UNKNOWN-7",
+        patient_name=sent_name,
+        study_date=start.strftime("%Y%m%d"),
+    )
+    receive(ds)
+    services.study_ingest(study_instance_uid=ds.StudyInstanceUID)
+    study = Study.objects.get()
+    assert ReconciliationItem.objects.get().reason == "no_accession"
+    candidates = reconciliation_candidates(study=study)
+    assert [c.procedure.pk for c in candidates] == [proc.pk]
+    assert candidates[0].rank == 4 and "name" in candidates[0].matches
+    assert "patient_id" in candidates[0].mismatches
+    assert other.pk not in [c.procedure.pk for c in candidates]
+
+
+def test_candidate_ranking_prefers_accession_over_patient_date_modality(receive):
+    from imaging.selectors import reconciliation_candidates
+    from tests.factories import next_slot
+
+    patient = PatientFactory(patient_id="RANK-1")
+    start = next_slot()
+    by_patient = make_order(patient=patient, start=start).procedures.select_related("order").get()
+    by_accession = make_order(start=next_slot(60)).procedures.select_related("order").get()
+    ds = ct_dataset(
+        accession=by_accession.order.accession_number,
+        patient_id="RANK-1",
+        study_date=start.strftime("%Y%m%d"),
+    )
+    receive(ds)
+    services.study_ingest(study_instance_uid=ds.StudyInstanceUID)
+    ranked = reconciliation_candidates(study=Study.objects.get())
+    assert [(c.procedure.pk, c.rank) for c in ranked][:2] == [(by_accession.pk, 1), (by_patient.pk, 3)]
+
+
+def test_accession_from_another_issuer_is_not_ours(receive, ordered_procedure, settings):
+    from pydicom.dataset import Dataset
+
+    settings.RIS_ISSUER_OF_ACCESSION_NUMBER = "RIS"
+    proc, patient = ordered_procedure
+    ds = _study_for(proc, patient, n=1)[0]
+    issuer = Dataset()
+    issuer.LocalNamespaceEntityID = "OTHERHOSP"
+    ds.IssuerOfAccessionNumberSequence = [issuer]
+    receive(ds)
+    services.study_ingest(study_instance_uid=ds.StudyInstanceUID)
+    assert ReconciliationItem.objects.get().reason == "issuer_mismatch"
+    assert not StudyLink.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_resends_of_one_object_store_it_once(tmp_path):
+    import threading
+
+    from django.db import connection
+
+    from tests.imaging.dicom_data import write_part10
+
+    ds = ct_dataset()
+    paths = [write_part10(tmp_path / f"c{i}.dcm", ds) for i in range(4)]
+    results, barrier = [], threading.Barrier(4)
+
+    def send(path):
+        barrier.wait()
+        try:
+            results.append(services.object_receive(path=path, calling_ae="CT01").outcome)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=send, args=(p,)) for p in paths]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(results) == ["duplicate", "duplicate", "duplicate", "stored"]
+    obj = ReceivedObject.objects.get()
+    from imaging import storage
+
+    assert storage.sha256_of(obj.relpath) == obj.sha256
+    assert len([p for p in (storage.storage_root() / "objects").rglob("*.dcm")]) == 1
