@@ -535,11 +535,10 @@ def _patient_agrees(study: Study, order_patient) -> bool:
     """The study's Patient ID (+ issuer) names the order's patient or a record merged into it."""
     if not study.dicom_patient_id:
         return False
-    if study.issuer_of_patient_id and study.issuer_of_patient_id != order_patient.issuer:
-        # Another issuer's ID may still be the same person only through a merge record.
-        pass
-    elif study.dicom_patient_id == order_patient.patient_id:
+    same_issuer = not study.issuer_of_patient_id or study.issuer_of_patient_id == order_patient.issuer
+    if same_issuer and study.dicom_patient_id == order_patient.patient_id:
         return True
+    # Otherwise only a registered record merged into the order's patient makes it the same person.
     registered = _registered_patient(study.dicom_patient_id, study.issuer_of_patient_id)
     return registered is not None and registered.pk == order_patient.pk
 

@@ -344,3 +344,12 @@ def test_concurrent_resends_of_one_object_store_it_once(tmp_path):
 
     assert storage.sha256_of(obj.relpath) == obj.sha256
     assert len([p for p in (storage.storage_root() / "objects").rglob("*.dcm")]) == 1
+
+
+def test_same_patient_id_from_another_issuer_is_a_mismatch(receive, ordered_procedure):
+    proc, patient = ordered_procedure
+    ds = _study_for(proc, patient, n=1)[0]
+    ds.IssuerOfPatientID = "OTHER-HOSPITAL"
+    receive(ds)
+    services.study_ingest(study_instance_uid=ds.StudyInstanceUID)
+    assert ReconciliationItem.objects.get().reason == "patient_mismatch"
