@@ -561,6 +561,12 @@ def downtime_add_view(request):
     return redirect(f"{reverse('scheduling:calendar')}?station={station_pk}&day={day}")
 
 
+def _url_template(name: str) -> str:
+    """``/patients/{}/`` for a URL name taking one integer argument."""
+    marker = 987654321
+    return reverse(name, args=[marker]).replace(str(marker), "{}")
+
+
 def _board_version(user, day: date, modality: str) -> str:
     start, end = day_bounds(day)
     qs = procedure_list_for(user).filter(steps__start__gte=start, steps__start__lt=end)
@@ -586,10 +592,17 @@ def board_view(request):
     if modality:
         columns = {k: [p for p in v if p.procedure_type.modality == modality] for k, v in columns.items()}
     patients = set()
+    # reverse() per card dominates rendering a busy board; build each URL family once.
+    patient_url, arrive_url = (
+        _url_template("registration:patient_detail"),
+        _url_template("scheduling:procedure_arrive"),
+    )
     for procs in columns.values():
         for proc in procs:
             steps = list(proc.steps.all())
             proc.step = steps[-1] if steps else None
+            proc.patient_url = patient_url.format(proc.order.patient_id)
+            proc.arrive_url = arrive_url.format(proc.pk)
             patients.add(proc.order.patient_id)
     if patients:
         audit_record(
