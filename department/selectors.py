@@ -158,7 +158,7 @@ WITH p AS MATERIALIZED (
     FROM scheduling_requestedprocedure rp JOIN p ON p.id = rp.id
     WHERE rp.id BETWEEN (SELECT min(id) FROM p) AND (SELECT max(id) FROM p)
 )"""
-_PE = """, pe AS (
+_PE = """, pe AS MATERIALIZED (
     SELECT e.requested_procedure_id AS id,
            max(e.at) FILTER (WHERE e.action = 'arrive') AS arrived,
            min(e.at) FILTER (WHERE e.action = 'start') AS started,
@@ -170,7 +170,7 @@ _PE = """, pe AS (
       AND e.requested_procedure_id BETWEEN (SELECT min(id) FROM p) AND (SELECT max(id) FROM p)
     GROUP BY e.requested_procedure_id
 )"""
-_ST = """, st AS (
+_ST = """, st AS MATERIALIZED (
     SELECT DISTINCT ON (s.requested_procedure_id) s.requested_procedure_id AS id, s.station_id, s.start
     FROM scheduling_scheduledprocedurestep s JOIN p ON p.id = s.requested_procedure_id
     WHERE s.requested_procedure_id BETWEEN (SELECT min(id) FROM p) AND (SELECT max(id) FROM p)
@@ -180,7 +180,7 @@ _RE = """, rr AS MATERIALIZED (
     SELECT r.id AS report_id, r.requested_procedure_id AS id, r.author_id
     FROM reports_report r JOIN p ON p.id = r.requested_procedure_id
     WHERE r.requested_procedure_id BETWEEN (SELECT min(id) FROM p) AND (SELECT max(id) FROM p)
-), re AS (
+), re AS MATERIALIZED (
     SELECT rr.id, rr.author_id,
            min(x.at) FILTER (WHERE x.action = 'submitted') AS prelim,
            min(x.at) FILTER (WHERE x.action = 'signed') AS final,

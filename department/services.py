@@ -204,7 +204,7 @@ MILESTONE_COLUMNS = [
 ]
 # Event ids are allocated before commit, so a slow transaction can commit an event below the
 # mark already synced. Each sync re-reads this many ids below the mark to pick those up.
-SYNC_SAFETY_IDS = 500
+SYNC_SAFETY_IDS = 200
 REBUILD_CHUNK = 50_000
 _SYNC_LOCK = 0x52495344  # pg advisory lock key ("RISD")
 
@@ -295,6 +295,8 @@ def milestones_sync() -> int:
         # One sync at a time; the others wait for it and then find nothing left to do, so no
         # reader ever sees a half-built table.
         cur.execute("SELECT pg_advisory_xact_lock(%s)", [_SYNC_LOCK])
+        # A few milliseconds of work that PostgreSQL would otherwise spend ~2 s JIT-compiling.
+        cur.execute("SET LOCAL jit = off")
         state, _ = MilestoneSyncState.objects.get_or_create(pk=1)
         marks = _event_marks()
         if (state.procedure_event_id, state.report_event_id) == marks:
