@@ -73,7 +73,9 @@ class Command(BaseCommand):
             wanted = getattr(settings, "RIS_DEMO_MODE", False)
         if wanted:
             n = self._demo_activity()
-            self.stdout.write(self.style.SUCCESS(f"Demo department activity: {n} exams in the last 24 hours."))
+            self.stdout.write(
+                self.style.SUCCESS(f"Demo department activity: {n} exams in the last 24 hours.")
+            )
 
     # -----------------------------------------------------------------------------------
 
