@@ -27,16 +27,13 @@ def patient_search(*, query: str = "", birth_date: date | None = None) -> QueryS
         if not term:
             continue
         compact = term.replace("^", "").lower()
+        # Every disjunct is served by a trigram index on PostgreSQL (registration 0002), so
+        # the OR becomes a BitmapOr instead of a scan; pn_alphabetic covers family/given.
         qs = qs.filter(
-            Q(patient_id__iexact=term)
-            | Q(patient_id__istartswith=term)
-            | Q(family_name__istartswith=term)
-            | Q(given_name__istartswith=term)
+            Q(patient_id__istartswith=term)
             | Q(pn_alphabetic__icontains=term)
             | Q(pn_ideographic__contains=term)
             | Q(pn_phonetic__icontains=term)
-            | Q(ideographic_family__startswith=term)
-            | Q(ideographic_given__startswith=term)
             | Q(search_compact__icontains=compact)
         )
     return qs
