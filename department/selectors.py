@@ -755,7 +755,7 @@ def _volume_figure(period: Period, by: str, per: str, key: str, data) -> Figure:
 def station_utilisation(period: Period, *, now=None) -> list[list]:
     """Per station: available, booked and performed minutes and the two utilisation ratios.
 
-    available = working hours × days − downtime within working hours;
+    available = whole booking slots in the working hours × days − downtime within working hours;
     booked    = scheduled steps (not cancelled) in the period;
     performed = start → complete/discontinue of the exams, from the event log (MPPS drives it).
     """
@@ -779,9 +779,12 @@ def station_utilisation(period: Period, *, now=None) -> list[list]:
     performed = _performed_minutes(period)
     rows = []
     for st in stations:
-        per_day = (st.work_end.hour * 60 + st.work_end.minute) - (
+        open_minutes = (st.work_end.hour * 60 + st.work_end.minute) - (
             st.work_start.hour * 60 + st.work_start.minute
         )
+        # Only whole booking slots count as available time.
+        slot = max(st.slot_minutes or 1, 1)
+        per_day = (max(open_minutes, 0) // slot) * slot
         available = max(per_day * period.days - downs.get(st.pk, 0.0), 0.0)
         b = booked.get(st.pk)
         b_min = b.total_seconds() / 60 if b else 0.0
