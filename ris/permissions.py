@@ -11,6 +11,18 @@ from rest_framework.permissions import BasePermission
 from .roles import has_permission
 
 
+def audit_denied(request, action: str) -> None:
+    """A refused attempt is evidence too (ATNA): one ``access.denied`` event, no patient data."""
+    from audit.services import audit_record
+
+    audit_record(
+        action="access.denied",
+        request=request,
+        outcome="denied",
+        detail={"needed": action, "method": request.method, "path": request.path[:200]},
+    )
+
+
 class RolePermission(BasePermission):
     """Views declare ``required_actions = {"list": "patient.view", ...}`` per DRF action.
 
@@ -31,7 +43,10 @@ class RolePermission(BasePermission):
             return False
         if needed == "authenticated":
             return True
-        return has_permission(user, needed)
+        if has_permission(user, needed):
+            return True
+        audit_denied(request, needed)
+        return False
 
 
 def role_required(action: str):
@@ -42,6 +57,7 @@ def role_required(action: str):
         @login_required
         def wrapper(request, *args, **kwargs):
             if not has_permission(request.user, action):
+                audit_denied(request, action)
                 raise PermissionDenied
             return view(request, *args, **kwargs)
 
@@ -61,5 +77,6 @@ class RoleRequiredMixin:
 
             return redirect_to_login(request.get_full_path())
         if not has_permission(request.user, self.required_action):
+            audit_denied(request, self.required_action)
             raise PermissionDenied
         return super().dispatch(request, *args, **kwargs)

@@ -135,3 +135,15 @@ def test_logs_carry_no_patient_names(api_for, caplog):
     fd.post(f"/api/v1/procedures/{order['procedures'][0]['id']}/arrive/")
     text = caplog.text
     assert "欧阳" not in text and "OuYang" not in text and "SECRET42" not in text
+
+
+def test_refused_api_access_is_recorded_as_denied(api_for):
+    patient = PatientFactory()
+    before = AuditEvent.objects.count()
+    resp = api_for("technologist").post("/api/v1/patients/", {"family_name": "X"}, format="json")
+    assert resp.status_code == 403
+    new = list(AuditEvent.objects.order_by("id"))[before:]
+    assert [(e.action, e.outcome, e.actor_username, e.detail["needed"]) for e in new] == [
+        ("access.denied", "denied", "u_technologist", "patient.create")
+    ]
+    assert patient.pk not in [e.patient_ref for e in new]
