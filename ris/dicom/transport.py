@@ -404,6 +404,16 @@ class RISAssociationServer(ThreadedAssociationServer):
         super().__init__(*args, **kwargs)
         self.ris_policy = policy
 
+    def process_request(self, request, client_address) -> None:
+        # RISRequestHandler.handle() only builds the association and starts its thread (TLS
+        # handshake included happens there), so run it in the accept loop instead of spawning
+        # a third thread per association as ThreadingMixIn would.
+        try:
+            self.finish_request(request, client_address)
+        except Exception:
+            logger.exception("could not start an association for %s", client_address)
+            self.shutdown_request(request)
+
     def get_request(self) -> tuple[socket.socket, tuple[str, int]]:
         client_socket, address = cast(socket.socket, self.socket).accept()
         with contextlib.suppress(OSError):  # e.g. a non-TCP socket
