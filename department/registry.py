@@ -69,11 +69,13 @@ def build(name: str, period: Period, params=None) -> Figure:
     kwargs = {}
     if name in STEP_FIGURES and params is not None and params.get("step") in s.STEP_BY_KEY:
         kwargs["step_key"] = params.get("step")
+    if connection.vendor != "postgresql":
+        # SQLite runs read-only here; a transaction would take its (IMMEDIATE) write lock.
+        return fn(period, **kwargs)
     with transaction.atomic(), connection.cursor() as cur:
-        if connection.vendor == "postgresql":
-            # These aggregates are costed above PostgreSQL's JIT threshold at a million rows,
-            # yet run in tens of milliseconds: compiling them would cost more than it saves.
-            cur.execute("SET LOCAL jit = off")
-            # Room to hash and sort a month of procedures in memory rather than on disk.
-            cur.execute("SET LOCAL work_mem = '64MB'")
+        # These aggregates are costed above PostgreSQL's JIT threshold at a million rows,
+        # yet run in tens of milliseconds: compiling them would cost more than it saves.
+        cur.execute("SET LOCAL jit = off")
+        # Room to hash and sort a month of procedures in memory rather than on disk.
+        cur.execute("SET LOCAL work_mem = '64MB'")
         return fn(period, **kwargs)
