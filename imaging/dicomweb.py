@@ -99,6 +99,8 @@ def _audit_retrieve(request, *, action: str, study: Study, detail: dict) -> None
 class WadoUriView(APIView):
     """``/wado?requestType=WADO&studyUID=…&seriesUID=…&objectUID=…&contentType=…``"""
 
+    schema = None  # DICOMweb (PS3.18) is its own contract, not part of the JSON API schema
+
     renderer_classes = [AnyRenderer]
     required_actions = {"get": "imaging.view"}
 
@@ -152,6 +154,8 @@ def _multipart_stream(paths, boundary: str):
 class WadoRsView(APIView):
     """Retrieve study / series / instance as multipart/related; type="application/dicom"."""
 
+    schema = None  # DICOMweb (PS3.18) is its own contract, not part of the JSON API schema
+
     renderer_classes = [AnyRenderer]
     required_actions = {"get": "imaging.view", "post": "imaging.store"}
 
@@ -197,6 +201,7 @@ class WadoRsView(APIView):
 
 
 class RenderedView(APIView):
+    schema = None  # DICOMweb (PS3.18) is its own contract, not part of the JSON API schema
     renderer_classes = [AnyRenderer]
     required_actions = {"get": "imaging.view"}
 

@@ -264,6 +264,12 @@ RIS_PEER_REVIEW_SHARE = env.float("RIS_PEER_REVIEW_SHARE", default=0.05)
 RIS_PEER_REVIEW_WINDOW_DAYS = env.int("RIS_PEER_REVIEW_WINDOW_DAYS", default=1)
 RIS_REPORT_INSTITUTION = env("RIS_REPORT_INSTITUTION", default="Department of Radiology")
 SPECTACULAR_SETTINGS.setdefault("ENUM_NAME_OVERRIDES", {})["ReportStatusEnum"] = "reports.models.ReportStatus"
+SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"].update(
+    {
+        "StudyLinkMethodEnum": "imaging.models.LinkMethod",
+        "NotificationMethodEnum": "reports.models.NotificationMethod",
+    }
+)
 
 # Imaging ingest (docs/ingest.md). The storage root is RIS_STORAGE_ROOT above.
 # Largest object accepted over C-STORE or STOW-RS (bytes); bigger ones are refused with 0xA700/413.
