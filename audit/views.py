@@ -121,4 +121,21 @@ def event_list(request):
             object_type="audit_event",
             detail={"query": {}, "page": number, "shown": len(page.object_list)},
         )
-    return render(request, "audit/event_list.html", {"form": form, "page": page, "query": params.urlencode()})
+    patients = _patient_labels(page.object_list) if page else {}
+    return render(
+        request,
+        "audit/event_list.html",
+        {"form": form, "page": page, "query": params.urlencode(), "patients": patients},
+    )
+
+
+def _patient_labels(events) -> dict[int, str]:
+    """Patient ID (and issuer) for the events shown, in one query."""
+    from registration.models import Patient
+
+    refs = {e.patient_ref for e in events if e.patient_ref}
+    rows = Patient.objects.filter(pk__in=refs).values_list("pk", "patient_id", "issuer")
+    labels = {pk: f"{pid} ({issuer})" for pk, pid, issuer in rows}
+    for e in events:
+        e.patient_label = labels.get(e.patient_ref, str(e.patient_ref or ""))
+    return labels

@@ -52,6 +52,9 @@ def test_filters(trail, client_for):
     }
     assert {e.action for e in rows(c.get(url, {"user": "BOB"}))} == {"patient.view", "report.sign"}
     assert [e.action for e in rows(c.get(url, {"action": "report."}))] == ["report.sign"]
+    # Patients are shown by their ID, resolved in one query for the page.
+    page = c.get(url, {"action": "report."})
+    assert "MRN001 (RIS)" in page.content.decode()
     assert [e.action for e in rows(c.get(url, {"outcome": "failure"}))] == ["login"]
     assert rows(c.get(url, {"patient": "NO-SUCH-ID"})) == []
     today = timezone.localdate()
@@ -111,3 +114,15 @@ def test_the_viewer_cannot_change_events(trail, client_for):
     # The page is read-only: there is no write endpoint, and POST is refused.
     c = client_for(Role.ADMIN)
     assert c.post(reverse("audit:event_list"), {}).status_code == 405
+
+
+@pytest.mark.django_db
+def test_query_count_does_not_grow_with_the_page(client_for, django_assert_max_num_queries):
+    c = client_for(Role.DEPT_HEAD)
+    patients = [PatientFactory() for _ in range(20)]
+    for p in patients:
+        audit_record(action="patient.view", object_type="patient", object_id=p.pk, patient_id=p.pk)
+    c.get(reverse("audit:event_list"))  # warm the session/user caches
+    with django_assert_max_num_queries(10):
+        r = c.get(reverse("audit:event_list"), {"action": "patient."})
+    assert len(rows(r)) == 20
