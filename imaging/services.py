@@ -688,76 +688,21 @@ def _link(*, study: Study, procedure, method: str, actor=None, request=None, not
 
 
 def procedure_images_available(*, procedure, at: datetime, study: Study | None = None) -> bool:
-    """Record that images are available for a procedure (once), and complete it if no MPPS came.
+    """Images are available for the procedure: the scheduling service records it (once)."""
+    from scheduling.services import procedure_images_available as record
 
-    Sets ``RequestedProcedure.images_available_at`` by a conditional UPDATE (only when
-    null), writes ``ProcedureEvent(action="images_available")`` and an audit event; a
-    procedure still ``scheduled``/``arrived`` (no MPPS IN PROGRESS) is driven to
-    ``completed`` through the scheduling services with ``source="ingest"``.
-    TODO(lead): this belongs in ``scheduling.services``; move it there.
-    """
-    from ris.errors import InvalidTransition
-    from scheduling import services as scheduling_services
-    from scheduling.models import ProcedureEvent, ProcedureStatus, RequestedProcedure
-
-    detail = {"study_instance_uid": study.study_instance_uid} if study else {}
-    with transaction.atomic():
-        updated = RequestedProcedure.objects.filter(pk=procedure.pk, images_available_at__isnull=True).update(
-            images_available_at=at, updated_at=timezone.now()
-        )
-        if not updated:
-            return False
-        proc = RequestedProcedure.objects.select_related("order").get(pk=procedure.pk)
-        ProcedureEvent.objects.create(
-            requested_procedure=proc,
-            action="images_available",
-            from_status=proc.status,
-            to_status=proc.status,
-            at=at,
-            source="ingest",
-            detail=detail,
-        )
-        audit_record(
-            action="procedure.images_available",
-            object_type="procedure",
-            object_id=proc.pk,
-            patient_id=proc.order.patient_id,
-            detail=detail,
-        )
-        if proc.status in (ProcedureStatus.SCHEDULED, ProcedureStatus.ARRIVED):
-            try:
-                scheduling_services.procedure_start(
-                    procedure=proc.pk, source="ingest", at=at, detail={"reason": "images received", **detail}
-                )
-                scheduling_services.procedure_complete(
-                    procedure=proc.pk, source="ingest", at=at, detail={"reason": "images received", **detail}
-                )
-            except InvalidTransition:
-                # An MPPS or a person moved it meanwhile: theirs is the better information.
-                logger.info("procedure %s changed concurrently; not completing from ingest", proc.pk)
-    return True
+    return record(procedure=procedure, at=at, study_instance_uid=study.study_instance_uid if study else "")
 
 
 def _procedure_images_withdrawn(*, procedure_id: int, study: Study, actor=None, request=None) -> None:
-    from scheduling.models import ProcedureEvent, RequestedProcedure
+    """The study was unlinked: when no other study remains linked, images are no longer available."""
+    from scheduling.services import procedure_images_withdrawn
 
     if Study.objects.filter(requested_procedure_id=procedure_id).exists():
         return
-    updated = RequestedProcedure.objects.filter(pk=procedure_id, images_available_at__isnull=False).update(
-        images_available_at=None, updated_at=timezone.now()
+    procedure_images_withdrawn(
+        procedure=procedure_id, actor=actor, request=request, study_instance_uid=study.study_instance_uid
     )
-    if updated:
-        proc = RequestedProcedure.objects.get(pk=procedure_id)
-        ProcedureEvent.objects.create(
-            requested_procedure=proc,
-            action="images_unlinked",
-            from_status=proc.status,
-            to_status=proc.status,
-            at=timezone.now(),
-            actor=actor if getattr(actor, "is_authenticated", False) else None,
-            source="ui",
-            detail={"study_instance_uid": study.study_instance_uid},
-        )
 
 
 def _open_item(*, study: Study, reason: str, detail: dict) -> ReconciliationItem:

@@ -483,3 +483,87 @@ def station_end_downtime(
         detail={"downtime": pk, "start": obj.start.isoformat(), "end": obj.end.isoformat()},
     )
     return obj
+
+
+# ---------------------------------------------------------------------------------------
+# Images (recorded by ingest; the status itself still moves only through TRANSITIONS)
+
+
+def procedure_images_available(
+    *, procedure, at: datetime, study_instance_uid: str = "", source: str = "ingest"
+) -> bool:
+    """Record once that images are available, and complete the procedure if no MPPS came.
+
+    ``images_available_at`` is set by a conditional UPDATE (only while null), with a
+    ``ProcedureEvent(action="images_available")`` and an audit event. A procedure still
+    scheduled/arrived (the modality sent no MPPS) is driven to completed through
+    ``procedure_start`` + ``procedure_complete``. Returns False when already recorded.
+    """
+    pk = procedure.pk if isinstance(procedure, RequestedProcedure) else int(procedure)
+    detail = {"study_instance_uid": study_instance_uid} if study_instance_uid else {}
+    with transaction.atomic():
+        updated = RequestedProcedure.objects.filter(pk=pk, images_available_at__isnull=True).update(
+            images_available_at=at, updated_at=timezone.now()
+        )
+        if not updated:
+            return False
+        proc = RequestedProcedure.objects.select_related("order").get(pk=pk)
+        ProcedureEvent.objects.create(
+            requested_procedure=proc,
+            action="images_available",
+            from_status=proc.status,
+            to_status=proc.status,
+            at=at,
+            source=source[:32],
+            detail=detail,
+        )
+        audit_record(
+            action="procedure.images_available",
+            object_type="procedure",
+            object_id=pk,
+            patient_id=proc.order.patient_id,
+            detail=detail,
+        )
+        if proc.status in (S.SCHEDULED, S.ARRIVED):
+            reason = {"reason": "images received", **detail}
+            try:
+                procedure_start(procedure=pk, source=source, at=at, detail=reason)
+                procedure_complete(procedure=pk, source=source, at=at, detail=reason)
+            except InvalidTransition:
+                # An MPPS or a person moved it meanwhile: theirs is the better information.
+                logger.info("procedure %s changed concurrently; not completing from %s", pk, source)
+    return True
+
+
+def procedure_images_withdrawn(
+    *, procedure, actor=None, request=None, study_instance_uid: str = "", source: str = "ui"
+) -> bool:
+    """Clear ``images_available_at`` when the last linked study was unlinked (event + audit)."""
+    pk = procedure.pk if isinstance(procedure, RequestedProcedure) else int(procedure)
+    with transaction.atomic():
+        updated = RequestedProcedure.objects.filter(pk=pk, images_available_at__isnull=False).update(
+            images_available_at=None, updated_at=timezone.now()
+        )
+        if not updated:
+            return False
+        proc = RequestedProcedure.objects.select_related("order").get(pk=pk)
+        ProcedureEvent.objects.create(
+            requested_procedure=proc,
+            action="images_unlinked",
+            from_status=proc.status,
+            to_status=proc.status,
+            at=timezone.now(),
+            actor=actor if getattr(actor, "is_authenticated", False) else None,
+            source=source[:32],
+            detail={"study_instance_uid": study_instance_uid} if study_instance_uid else {},
+        )
+        audit_record(
+            action="procedure.images_withdrawn",
+            actor=actor,
+            request=request,
+            object_type="procedure",
+            object_id=pk,
+            patient_id=proc.order.patient_id,
+            detail={"study_instance_uid": study_instance_uid},
+        )
+    return True

@@ -354,15 +354,10 @@ class Command(BaseCommand):
                     continue
                 ended = started + timedelta(minutes=pt.duration_minutes + rng.randint(-3, 8))
                 services.procedure_complete(procedure=proc, source="seed", at=ended)
-                self._images_available(proc, ended + timedelta(minutes=rng.randint(1, 10)))
+                services.procedure_images_available(
+                    procedure=proc, at=ended + timedelta(minutes=rng.randint(1, 10))
+                )
         return created
-
-    def _images_available(self, proc, at):
-        try:
-            from imaging.services import procedure_images_available
-        except ImportError:  # the imaging app is optional for scheduling's own demo
-            return
-        procedure_images_available(procedure=proc, at=at)
 
     def _advance(self, order, n):
         proc = order.procedures.get()
