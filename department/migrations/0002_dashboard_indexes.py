@@ -3,7 +3,6 @@
 Measured with bench/dashboard.py at 1,000,000 procedures:
 - procedure events by action and time (orders, completions, cancellations in a period),
   covering the procedure id so the period's procedures are found by an index-only scan;
-- the reading backlog: completed procedures by completion time;
 - audit search by user (case-insensitive) and time.
 Built CONCURRENTLY (the migration is not atomic) so a live site keeps writing meanwhile.
 """
@@ -21,7 +20,6 @@ INDEXES = [
         "scheduling_procedureevent (requested_procedure_id, action) INCLUDE (at)",
         "",
     ),
-    ("dept_rp_completed_ended", "scheduling_requestedprocedure (ended_at)", "WHERE status = 'completed'"),
     ("dept_audit_user_at", "audit_auditevent (upper(actor_username), at)", ""),
 ]
 
