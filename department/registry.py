@@ -16,6 +16,7 @@ FIGURES: dict[str, FigureFn] = {
     # Turnaround (科室信息报表)
     "tat_steps": s.fig_tat_chain,
     "tat_compliance": s.fig_compliance,
+    "tat_trend": s.fig_tat_trend,
     "tat_by_modality": partial(s.fig_tat_by, dimension="modality"),
     "tat_by_station": partial(s.fig_tat_by, dimension="station"),
     "tat_by_priority": partial(s.fig_tat_by, dimension="priority"),
@@ -39,13 +40,14 @@ FIGURES: dict[str, FigureFn] = {
 }
 
 # Figures that accept ?step=<step key> (which turnaround step to break down).
-STEP_FIGURES = {"tat_by_modality", "tat_by_station", "tat_by_priority", "tat_by_radiologist"}
+STEP_FIGURES = {"tat_by_modality", "tat_by_station", "tat_by_priority", "tat_by_radiologist", "tat_trend"}
 
 # Which figures each page shows, in order.
 PAGES = {
     "dashboard": ["tat_steps", "volume_modality_day", "backlog", "tat_compliance", "cancellations"],
     "turnaround": [
         "tat_steps",
+        "tat_trend",
         "tat_by_modality",
         "tat_by_station",
         "tat_by_priority",

@@ -504,6 +504,59 @@ def fig_tat_by(period: Period, dimension: str, step_key: str = "completed_to_fin
     )
 
 
+def tat_trend(period: Period, step: Step) -> list[list]:
+    """[week start (Monday), n, median s, p90 s] for procedures ordered in each week."""
+    weeks: list = []
+    d = period.first - timedelta(days=period.first.weekday())
+    while d <= period.last:
+        weeks.append(d)
+        d += timedelta(days=7)
+    found: dict = {}
+    if use_sql():
+        d_expr = f"extract(epoch FROM (m.{step.end} - m.{step.start}))"
+        # The step's columns come from the constant STEPS table; values are parameters.
+        select = (
+            f"SELECT (date_trunc('week', m.ordered AT TIME ZONE %(tz)s))::date AS wk, count({d_expr}), "  # noqa: S608
+            f"percentile_cont(ARRAY[0.5, 0.9]) WITHIN GROUP (ORDER BY {d_expr}) FROM m GROUP BY 1"
+        )
+        params = _params(period) | {"tz": timezone.get_current_timezone_name()}
+
+        def compute():
+            with connection.cursor() as cur:
+                cur.execute(_fact_cte() + select, params)
+                return {wk: (n, (pct or [None, None])) for wk, n, pct in cur.fetchall()}
+
+        found = _cached(("trend", period, step.key), compute)
+    else:
+        groups: dict = defaultdict(list)
+        for r in milestones_python(period):
+            local = timezone.localtime(r["ordered"]).date()
+            v = _seconds(r, step)
+            groups[local - timedelta(days=local.weekday())].append(v)
+        for wk, vals in groups.items():
+            vals = [v for v in vals if v is not None]
+            found[wk] = (len(vals), [percentile(vals, 0.5), percentile(vals, 0.9)])
+    out = []
+    for wk in weeks:
+        n, (p50, p90) = found.get(wk, (0, [None, None]))
+        out.append([wk, n, _f(p50), _f(p90)])
+    return out
+
+
+def fig_tat_trend(period: Period, step_key: str = "completed_to_final") -> Figure:
+    step = STEP_BY_KEY.get(step_key) or STEP_BY_KEY["completed_to_final"]
+    rows = [[wk.isoformat(), n, _minutes(p50), _minutes(p90)] for wk, n, p50, p90 in tat_trend(period, step)]
+    return Figure(
+        name="tat_trend",
+        title=_("%(step)s per week (minutes)") % {"step": step.label},
+        columns=[_("Week"), _("Procedures"), _("Median"), _("90th percentile")],
+        rows=rows,
+        chart_type="line",
+        series_columns=[2, 3],
+        unit="min",
+    )
+
+
 def tat_compliance(period: Period) -> list[list]:
     """Per priority and targeted step: [priority, step, target min, n, within target, %]."""
     targets = tat_targets()

@@ -196,3 +196,26 @@ def test_milestone_table_follows_new_events(history, monkeypatch):
     assert milestones_rebuild(chunk=2) == 5
     assert MilestoneSyncState.objects.get().procedure_event_id == ProcedureEvent.objects.latest("id").id
     assert row(selectors.tat_table(PERIOD, dimensions=[]))["completed_to_images_n"] == 3
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("path", ["sql", "python"])
+def test_weekly_trend(history, path, monkeypatch):
+    if path == "python":
+        monkeypatch.setattr(selectors, "use_sql", lambda: False)
+    elif not selectors.use_sql():
+        pytest.skip("PostgreSQL path")
+    from datetime import timedelta
+
+    two_weeks = Period(first=DAY - timedelta(days=2), last=DAY + timedelta(days=8))
+    step = selectors.STEP_BY_KEY["completed_to_final"]
+    rows = [
+        [wk, n, None if a is None else a / 60, None if b is None else round(b / 60, 4)]
+        for wk, n, a, b in selectors.tat_trend(two_weeks, step)
+    ]
+    # DAY is a Monday: the week before (empty), DAY's week (30, 130, 160 min), the next (empty).
+    assert rows == [
+        [DAY - timedelta(days=7), 0, None, None],
+        [DAY, 3, 130, 154],
+        [DAY + timedelta(days=7), 0, None, None],
+    ]
