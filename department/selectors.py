@@ -14,9 +14,13 @@ milestones are
     final      first ``signed`` report event (addenda do not move it)
 
 and a step's time is the difference between two milestones; a step is counted only for
-procedures that have both. On PostgreSQL every figure is one SQL aggregate
-(``percentile_cont`` with ``GROUPING SETS``); on SQLite (the embedded demo) the same
-milestones are read and aggregated in Python. Tests check both paths give the same numbers.
+procedures that have both.
+
+On PostgreSQL the milestones are kept in ``department.ProcedureMilestone`` (derived from the
+two logs by ``services.milestones_sync``, which every figure runs first) and every figure is
+one SQL aggregate over it (``percentile_cont`` with ``GROUPING SETS``). On SQLite (the
+embedded demo) the same milestones are read from the logs with the ORM and aggregated in
+Python. Tests run both paths on one hand-built history and require the same numbers.
 """
 
 from __future__ import annotations
