@@ -16,7 +16,7 @@ from pynetdicom import _config, evt
 from pynetdicom._globals import ALL_TRANSFER_SYNTAXES
 from pynetdicom.presentation import AllStoragePresentationContexts
 
-from . import services
+from . import services, storage
 
 logger = logging.getLogger(__name__)
 
@@ -42,6 +42,22 @@ def _release_connections() -> None:
         close_old_connections()
 
 
+def _healthy_connection() -> None:
+    """Keep the association thread's connection across C-STOREs; drop it only if broken.
+
+    (``close_old_connections`` would close it after every object with ``CONN_MAX_AGE=0``:
+    a pool checkout and return per instance.) The association thread closes all its
+    connections when the association ends (``ris.dicom.transport.RISAssociation``).
+    """
+    if connection.in_atomic_block or connection.connection is None:
+        return
+    if connection.errors_occurred:
+        if connection.is_usable():
+            connection.errors_occurred = False
+        else:
+            connection.close()
+
+
 def _status(code: int, comment: str = "") -> Dataset | int:
     if not comment:
         return code
@@ -58,7 +74,7 @@ def _calling_ae(event) -> str:
 
 def handle_store(event) -> Dataset | int:
     """EVT_C_STORE: durable write and record, then answer."""
-    _release_connections()
+    _healthy_connection()
     try:
         req = event.request
         try:
@@ -66,12 +82,14 @@ def handle_store(event) -> Dataset | int:
         except AttributeError:
             logger.error("C-STORE received without chunked receive enabled")
             return _status(0xA702, "Storage not ready")
+        received_file = getattr(req, "_dataset_file", None)  # set by pynetdicom's chunked receive
         result = services.object_receive(
             path=path,
             calling_ae=_calling_ae(event),
             source="dimse",
             command_sop_class_uid=str(req.AffectedSOPClassUID or ""),
             command_sop_instance_uid=str(req.AffectedSOPInstanceUID or ""),
+            received_file=received_file if isinstance(received_file, storage.ReceiveFile) else None,
         )
         received = getattr(event.assoc, _ASSOC_ATTR, None)
         if received is None:
@@ -84,9 +102,8 @@ def handle_store(event) -> Dataset | int:
         return _status(exc.status, str(exc))
     except Exception:
         logger.exception("C-STORE handler failed")
+        _healthy_connection()
         return _status(0xA7FF, "Internal error; retry later")
-    finally:
-        _release_connections()
 
 
 def handle_association_end(event) -> None:
@@ -108,6 +125,7 @@ def handle_association_end(event) -> None:
 def contribute(ae) -> list:
     """Add Storage SCP contexts to the node's AE and return its handlers (docs/CONTRACTS.md)."""
     _config.STORE_RECV_CHUNKED_DATASET = True
+    storage.install_receive_file()
     for cx in AllStoragePresentationContexts:
         ae.add_supported_context(cx.abstract_syntax, TRANSFER_SYNTAXES)
     return [

@@ -100,12 +100,21 @@ def object_receive(
     command_sop_class_uid: str | None = None,
     command_sop_instance_uid: str | None = None,
     expected_study_uid: str | None = None,
+    received_file: storage.ReceiveFile | None = None,
 ) -> ReceiveResult:
     """Make one received Part 10 file durable and recorded; the caller may then answer success.
 
     ``path`` is a file the caller owns and deletes (pynetdicom's chunked-receive temp file, or
-    a STOW-RS part). Raises ``ReceiveRefused`` with the status to answer.
+    a STOW-RS part). When it is a ``storage.ReceiveFile`` (``received_file``: already inside
+    the storage root, sha256 computed while written) and its bytes are exactly our layout, it
+    is fsync'd and renamed into place; otherwise it is copied. Raises ``ReceiveRefused`` with
+    the status to answer.
     """
+    if received_file is not None:
+        try:
+            received_file.raise_if_failed()
+        except (storage.StorageError, storage.ObjectTooLarge) as exc:
+            raise _refusal(exc) from exc
     try:
         header = dicomfile.inspect_file(path)
     except dicomfile.MalformedObject as exc:
@@ -133,54 +142,85 @@ def object_receive(
     if header.missing_pixel_data:
         raise ReceiveRefused("image without Pixel Data", STATUS_DATASET_MISMATCH)
 
-    meta = storage.file_meta_bytes(
-        sop_class_uid=sop_class_uid,
-        sop_instance_uid=sop_instance_uid,
-        transfer_syntax_uid=header.transfer_syntax_uid,
-    )
+    relpath = storage.new_relpath()
+    # The file's durability (fsync, rename, directory fsync) runs in a helper thread while
+    # this thread records the row; both must succeed before the caller may answer. A crash
+    # in between leaves a row without a file (never acknowledged: the resend repairs it) or
+    # a file without a row (an orphan), never an acknowledged object that is missing.
     try:
-        with Path(path).open("rb") as src:
-            src.seek(header.dataset_offset)
-            stored = storage.store(header=meta, source=src, length=header.dataset_size, sync_dir=False)
+        if received_file is not None and _adoptable(header):
+            stored = storage.StoredFile(relpath=relpath, sha256=received_file.sha256, size=received_file.size)
+            file_job = _FILE_SYNC.submit(received_file.adopt, relpath)
+        else:
+            meta = storage.file_meta_bytes(
+                sop_class_uid=sop_class_uid,
+                sop_instance_uid=sop_instance_uid,
+                transfer_syntax_uid=header.transfer_syntax_uid,
+            )
+            with Path(path).open("rb") as src:
+                src.seek(header.dataset_offset)
+                stored = storage.store(
+                    header=meta, source=src, length=header.dataset_size, sync_dir=False, relpath=relpath
+                )
+            file_job = _FILE_SYNC.submit(_dir_synced, stored)
+    except storage.StorageError as exc:  # raised before anything was renamed into place
+        raise _refusal(exc) from exc
     except storage.ObjectTooLarge as exc:
         raise ReceiveRefused(str(exc), STATUS_OUT_OF_RESOURCES) from exc
-    except storage.StorageFull as exc:
-        raise ReceiveRefused(str(exc), STATUS_OUT_OF_RESOURCES) from exc
-    except storage.StorageError as exc:
-        raise ReceiveRefused(str(exc), STATUS_STORAGE_ERROR) from exc
 
-    # The directory fsync (making the rename durable) runs while the row is committed; both
-    # must succeed before the caller may answer. The file itself is already fsync'd.
-    dir_sync = _DIR_SYNC.submit(storage.fsync_dir, stored.relpath)
     try:
-        result = _record(
-            stored=stored,
-            header=header,
-            calling_ae=calling_ae,
-            source=source,
-        )
+        pk = _insert_received(stored=stored, header=header, calling_ae=calling_ae, source=source)
     except DatabaseError as exc:
         # Not acknowledged: the file must not outlive the refusal.
-        _wait_quietly(dir_sync)
-        storage.remove(stored.relpath)
-        logger.warning("database unavailable while recording %s: %s", sop_instance_uid, type(exc).__name__)
+        _wait_quietly(file_job)
+        storage.remove(relpath)
+        logger.warning("database unavailable while recording an object: %s", type(exc).__name__)
         raise ReceiveRefused("database unavailable", STATUS_DB_UNAVAILABLE) from exc
     except BaseException:
-        _wait_quietly(dir_sync)
+        _wait_quietly(file_job)
+        storage.remove(relpath)
         raise
     try:
-        dir_sync.result()
-    except storage.StorageError as exc:
-        # The name may not survive a crash: undo the row (if it is ours) and refuse.
-        if result.outcome == "stored":
+        file_job.result()
+    except (storage.StorageError, storage.ObjectTooLarge) as exc:
+        # The object is not durable: undo the row (if it is ours) and refuse.
+        if pk is not None:
             with contextlib.suppress(DatabaseError):
-                ReceivedObject.objects.filter(pk=result.received_object_id, relpath=stored.relpath).delete()
-        storage.remove(stored.relpath)
-        raise ReceiveRefused(str(exc), STATUS_STORAGE_ERROR) from exc
-    return result
+                ReceivedObject.objects.filter(pk=pk, relpath=relpath).delete()
+        storage.remove(relpath)
+        raise _refusal(exc) from exc
+    if pk is not None:
+        return ReceiveResult("stored", pk, study_uid, sop_instance_uid, sop_class_uid)
+    return _record_duplicate(stored=stored, header=header, calling_ae=calling_ae, source=source)
 
 
-_DIR_SYNC = ThreadPoolExecutor(max_workers=4, thread_name_prefix="imaging-dirsync")
+# Threads that make files durable while the receiving thread records the row.
+_FILE_SYNC = ThreadPoolExecutor(max_workers=8, thread_name_prefix="imaging-fsync")
+
+
+def _refusal(exc: Exception) -> ReceiveRefused:
+    if isinstance(exc, (storage.StorageFull, storage.ObjectTooLarge)):
+        return ReceiveRefused(str(exc), STATUS_OUT_OF_RESOURCES)
+    return ReceiveRefused(str(exc), STATUS_STORAGE_ERROR)
+
+
+def _dir_synced(stored: storage.StoredFile) -> storage.StoredFile:
+    storage.fsync_dir(stored.relpath)
+    return stored
+
+
+def _adoptable(header: dicomfile.ObjectHeader) -> bool:
+    """A ``ReceiveFile`` is already our layout when its meta names the dataset's UIDs.
+
+    pynetdicom wrote its File Meta Information with ``create_file_meta`` and
+    ``write_file_meta_info`` from the command's UIDs and the accepted transfer syntax — the
+    same functions ``storage.file_meta_bytes`` uses — so equal UIDs mean equal bytes (and
+    the same sha256 as a STOW-RS copy of the object).
+    """
+    return (
+        header.media_sop_instance_uid == header.sop_instance_uid
+        and header.media_sop_class_uid == header.sop_class_uid
+    )
 
 
 def _wait_quietly(future) -> None:
@@ -188,29 +228,62 @@ def _wait_quietly(future) -> None:
         future.result()
 
 
-def _record(*, stored: storage.StoredFile, header: dicomfile.ObjectHeader, calling_ae: str, source: str):
-    now = timezone.now()
-    try:
-        with transaction.atomic():
-            obj = ReceivedObject.objects.create(
-                sop_instance_uid=header.sop_instance_uid,
-                sop_class_uid=header.sop_class_uid,
-                study_instance_uid=header.study_instance_uid,
-                series_instance_uid=header.series_instance_uid,
-                transfer_syntax_uid=header.transfer_syntax_uid,
-                relpath=stored.relpath,
-                sha256=stored.sha256,
-                size=stored.size,
-                calling_ae=calling_ae[:16],
-                source=source,
-                received_at=now,
-            )
-        return ReceiveResult(
-            "stored", obj.pk, obj.study_instance_uid, obj.sop_instance_uid, obj.sop_class_uid
+_INSERT_SQL: str | None = None
+_INSERT_FIELDS: list = []
+
+
+def _insert_sql() -> tuple[str, list]:
+    """``INSERT … ON CONFLICT (sop_instance_uid) DO NOTHING RETURNING id`` for ReceivedObject.
+
+    One statement, one round trip, committed on its own (autocommit): no SELECT before it,
+    no BEGIN/COMMIT around it. PostgreSQL and SQLite (>= 3.35) both understand it.
+    """
+    global _INSERT_SQL, _INSERT_FIELDS
+    if _INSERT_SQL is None:
+        qn = connection.ops.quote_name
+        fields = [f for f in ReceivedObject._meta.concrete_fields if not f.primary_key]
+        _INSERT_FIELDS = fields
+        # Table and column names come from the model's meta, never from input.
+        table = qn(ReceivedObject._meta.db_table)
+        columns = ", ".join(qn(f.column) for f in fields)
+        values = ", ".join(["%s"] * len(fields))
+        _INSERT_SQL = " ".join(
+            [
+                f"INSERT INTO {table} ({columns}) VALUES ({values})",  # noqa: S608
+                f"ON CONFLICT ({qn('sop_instance_uid')}) DO NOTHING RETURNING {qn('id')}",
+            ]
         )
-    except IntegrityError:
-        pass
-    # The SOP Instance UID is known: same bytes → idempotent success; else keep the first.
+    return _INSERT_SQL, _INSERT_FIELDS
+
+
+def _insert_received(*, stored: storage.StoredFile, header, calling_ae: str, source: str) -> int | None:
+    """Insert the row; ``None`` when the SOP Instance UID is already known (nothing written)."""
+    obj = ReceivedObject(
+        sop_instance_uid=header.sop_instance_uid,
+        sop_class_uid=header.sop_class_uid,
+        study_instance_uid=header.study_instance_uid,
+        series_instance_uid=header.series_instance_uid,
+        transfer_syntax_uid=header.transfer_syntax_uid,
+        relpath=stored.relpath,
+        sha256=stored.sha256,
+        size=stored.size,
+        calling_ae=calling_ae[:16],
+        source=source,
+        received_at=timezone.now(),
+    )
+    sql, fields = _insert_sql()
+    params = [f.get_db_prep_save(getattr(obj, f.attname), connection) for f in fields]
+    with connection.cursor() as cur:
+        cur.execute(sql, params)
+        row = cur.fetchone()
+    return row[0] if row else None
+
+
+def _record_duplicate(
+    *, stored: storage.StoredFile, header: dicomfile.ObjectHeader, calling_ae: str, source: str
+) -> ReceiveResult:
+    """The SOP Instance UID is known: same bytes → idempotent success; else keep the first."""
+    now = timezone.now()
     existing = ReceivedObject.objects.get(sop_instance_uid=header.sop_instance_uid)
     result = ReceiveResult(
         "duplicate",
@@ -224,11 +297,16 @@ def _record(*, stored: storage.StoredFile, header: dicomfile.ObjectHeader, calli
             storage.remove(stored.relpath)
             return result
         # The earlier copy is gone (e.g. a crash lost its name before it was acknowledged):
-        # the resend repairs the row instead of being answered on the strength of a ghost.
+        # the resend repairs the row instead of being answered on the strength of a ghost;
+        # a row the ingest gave up on because its file was missing gets another chance.
         repaired = ReceivedObject.objects.filter(pk=existing.pk, relpath=existing.relpath).update(
             relpath=stored.relpath, size=stored.size
         )
-        if not repaired:
+        if repaired:
+            ReceivedObject.objects.filter(pk=existing.pk, state=ObjectState.DEAD).update(
+                state=ObjectState.RECEIVED, attempts=0, last_error="", enqueued_at=None
+            )
+        else:
             storage.remove(stored.relpath)
         logger.warning("object %s: stored file was missing; replaced by the resend", existing.pk)
         return result

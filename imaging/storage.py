@@ -73,6 +73,110 @@ def tmp_dir() -> Path:
     return path
 
 
+def new_relpath(subdir: str = "objects") -> str:
+    """A fresh name of ours for a stored object (never derived from a received value)."""
+    return f"{subdir}/{timezone.now().strftime('%Y/%m/%d')}/{uuid.uuid4().hex}.dcm"
+
+
+class ReceiveFile:
+    """pynetdicom's chunked-receive temporary file, created inside the storage root.
+
+    Installed in place of ``NamedTemporaryFile`` for C-STORE datasets (``install_receive_file``),
+    so the received Part 10 file is already on the storage file system: once checked it is
+    fsync'd and *renamed* into place (``adopt``) instead of being copied. The sha256 and the
+    size are computed while pynetdicom writes. A write error (disk full) or an object over
+    ``RIS_STORAGE_MAX_OBJECT_BYTES`` is remembered, the partial file removed at once, and
+    the handler refuses the object (0xA700/0xA702) — the DUL thread never sees an exception.
+    """
+
+    def __init__(self, delete: bool = False, mode: str = "wb", suffix: str = ".dcm", **_ignored) -> None:
+        self.error: OSError | None = None
+        self.too_large = False
+        self.size = 0
+        self._digest = hashlib.sha256()
+        self._limit = settings.RIS_STORAGE_MAX_OBJECT_BYTES
+        self._fd: int | None = None
+        try:
+            self._fd, self.name = tempfile.mkstemp(dir=tmp_dir(), prefix="rx-", suffix=".part")
+        except OSError as exc:
+            self.error = exc
+            self.name = str(storage_root() / "tmp" / f"rx-{uuid.uuid4().hex}.failed")
+
+    @property
+    def file(self) -> ReceiveFile:  # pynetdicom calls ``.file.flush()`` after each fragment
+        return self
+
+    def flush(self) -> None:
+        """Writes go straight to the file descriptor: nothing is buffered."""
+
+    def write(self, data: bytes) -> int:
+        n = len(data)
+        if self._fd is None:
+            return n
+        if self.size + n > self._limit:
+            self.too_large = True
+            self._discard()
+            return n
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(self._fd, view) :]
+        except OSError as exc:
+            self.error = exc
+            self._discard()
+            return n
+        self._digest.update(data)
+        self.size += n
+        return n
+
+    @property
+    def sha256(self) -> str:
+        return self._digest.hexdigest()
+
+    def _discard(self) -> None:
+        self.close()
+        with contextlib.suppress(OSError):
+            os.unlink(self.name)
+
+    def close(self) -> None:
+        fd, self._fd = self._fd, None
+        if fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
+    def raise_if_failed(self) -> None:
+        if self.too_large:
+            raise ObjectTooLarge("object exceeds the configured maximum size")
+        if self.error is not None:
+            _raise_os_error(self.error)
+
+    def adopt(self, relpath: str) -> StoredFile:
+        """fsync the received file, rename it to ``relpath``, fsync the directory.
+
+        Raises ``StorageFull``/``StorageError``; the file stays where it was (pynetdicom
+        deletes it when the handler returns).
+        """
+        self.raise_if_failed()
+        if self._fd is None:
+            raise StorageError("received file already closed")
+        try:
+            os.fsync(self._fd)
+            dest = storage_root() / relpath
+            _ensure_dir(dest.parent)
+            os.rename(self.name, dest)
+            _fsync_dir(dest.parent)
+        except OSError as exc:
+            _raise_os_error(exc)
+        return StoredFile(relpath=relpath, sha256=self.sha256, size=self.size)
+
+
+def install_receive_file() -> None:
+    """Make pynetdicom's chunked C-STORE receive write ``ReceiveFile``s (see its docstring)."""
+    from pynetdicom import dimse_messages
+
+    dimse_messages.NamedTemporaryFile = ReceiveFile  # type: ignore[assignment]
+
+
 def _fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
     try:
@@ -130,6 +234,7 @@ def store(
     length: int | None = None,
     subdir: str = "objects",
     sync_dir: bool = True,
+    relpath: str | None = None,
 ) -> StoredFile:
     """Write ``header`` + ``source`` (up to ``length`` bytes) durably and return where and what.
 
@@ -166,8 +271,7 @@ def store(
                 raise StorageError("source ended early")
             out.flush()
             os.fsync(out.fileno())
-        day = timezone.now().strftime("%Y/%m/%d")
-        relpath = f"{subdir}/{day}/{uuid.uuid4().hex}.dcm"
+        relpath = relpath or new_relpath(subdir)
         dest = root / relpath
         _ensure_dir(dest.parent)
         os.rename(tmp_path, dest)

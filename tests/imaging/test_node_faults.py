@@ -37,27 +37,41 @@ def _files_under(root):
     return [p for p in root.rglob("*") if p.is_file()]
 
 
+def _terminate_other_backends():
+    """Break every connection to the test database except this thread's (a restart, as seen by clients)."""
+    with connection.cursor() as cur:
+        cur.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+
+
+@pytest.mark.postgres
 def test_database_down_during_c_store_is_a7xx_then_retry_succeeds(dicom_node, register_station, settings):
     register_station("CT01", modality="CT")
     assoc = _associate(dicom_node)
     try:
         ds = _ct()
+        # Warm up: the association thread now holds a database connection (it keeps it
+        # across C-STOREs), so the outage must break that connection, not only new ones.
+        assert assoc.send_c_store(_ct()).Status == 0x0000
         port = connection.settings_dict["PORT"]
-        # Every thread's connection is built from this dict: the handler's next connect fails.
+        # Every thread's connection is built from this dict: a reconnect fails too.
         connection.settings_dict["PORT"] = "1"
+        _terminate_other_backends()
         try:
             status = assoc.send_c_store(ds).Status
         finally:
             connection.settings_dict["PORT"] = port
         assert status & 0xFF00 == 0xA700
-        assert not ReceivedObject.objects.exists()
-        assert _files_under(settings.RIS_STORAGE_ROOT) == []
+        assert not ReceivedObject.objects.filter(sop_instance_uid=ds.SOPInstanceUID).exists()
+        assert len(_files_under(settings.RIS_STORAGE_ROOT)) == 1  # the warm-up object only, nothing in tmp/
         # The modality retries once the database is back: success, durable, verified.
         assert assoc.send_c_store(ds).Status == 0x0000
     finally:
         assoc.release()
-    obj = ReceivedObject.objects.get()
-    assert obj.sop_instance_uid == ds.SOPInstanceUID
+    obj = ReceivedObject.objects.get(sop_instance_uid=ds.SOPInstanceUID)
+    assert ReceivedObject.objects.count() == 2
     assert storage.sha256_of(obj.relpath) == obj.sha256
 
 

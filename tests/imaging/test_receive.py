@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import hashlib
 import io
+import os
 from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
 from django.db import connection
@@ -263,3 +267,141 @@ def test_storage_check_finds_orphans_missing_and_damaged(tmp_path, settings):
         call_command("imaging_storage_check", "--verify", stdout=out)
     text = out.getvalue()
     assert "orphans 1" in text and f"missing: {obj_a.relpath}" in text and f"damaged: {obj_b.relpath}" in text
+
+
+# ---------------------------------------------------------------------------------------
+# The node's real receive path: pynetdicom writes a storage.ReceiveFile inside the storage
+# root (hash while written), the handler fsyncs and renames it instead of copying.
+
+
+def _pynetdicom_write(ds, *, command_uid=None, chunk=16384):
+    """Write ``ds`` into a ReceiveFile exactly as pynetdicom's chunked receive does."""
+    from pydicom.filewriter import write_file_meta_info
+    from pydicom.uid import ExplicitVRLittleEndian
+    from pynetdicom.dsutils import create_file_meta
+
+    from tests.imaging.dicom_data import dataset_bytes
+
+    rf = storage.ReceiveFile(delete=False, mode="wb", suffix=".dcm")
+    rf.write(b"\x00" * 128)
+    rf.write(b"DICM")
+    write_file_meta_info(
+        rf,
+        create_file_meta(
+            sop_class_uid=ds.SOPClassUID,
+            sop_instance_uid=command_uid or ds.SOPInstanceUID,
+            transfer_syntax=ExplicitVRLittleEndian,
+        ),
+    )
+    data = dataset_bytes(ds)
+    for i in range(0, len(data), chunk):
+        rf.write(data[i : i + chunk])
+        rf.file.flush()
+    return rf
+
+
+def _store_received(ds, rf, *, command_uid=None):
+    event = FakeStoreEvent(
+        Path(rf.name), sop_class=ds.SOPClassUID, sop_instance=command_uid or ds.SOPInstanceUID
+    )
+    event.request._dataset_file = rf
+    try:
+        return status_of(dicom.handle_store(event))
+    finally:  # what pynetdicom does after the handler returns
+        rf.close()
+        with contextlib.suppress(OSError):
+            os.unlink(rf.name)
+
+
+def test_received_file_is_renamed_into_place_not_copied(settings):
+    ds = ct_dataset()
+    rf = _pynetdicom_write(ds)
+    assert Path(rf.name).parent == settings.RIS_STORAGE_ROOT / "tmp"  # same file system as objects/
+    inode = os.stat(rf.name).st_ino
+    assert _store_received(ds, rf) == 0x0000
+    obj = ReceivedObject.objects.get()
+    path = storage.path_for(obj.relpath)
+    assert os.stat(path).st_ino == inode  # renamed, not copied
+    data = path.read_bytes()
+    # The same bytes (and sha256) the copy path and STOW-RS store for this object.
+    assert data == part10_bytes(ds)
+    assert obj.sha256 == hashlib.sha256(data).hexdigest() and obj.size == len(data)
+    assert not any((settings.RIS_STORAGE_ROOT / "tmp").iterdir())
+
+
+def test_received_file_resent_is_idempotent(settings):
+    ds = ct_dataset()
+    assert _store_received(ds, _pynetdicom_write(ds)) == 0
+    assert _store_received(ds, _pynetdicom_write(ds, chunk=1000)) == 0
+    assert ReceivedObject.objects.count() == 1
+    assert len(_stored_files(settings.RIS_STORAGE_ROOT)) == 1
+    assert not DuplicateConflict.objects.exists()
+
+
+def test_received_file_write_error_is_a700_and_nothing_remains(settings, monkeypatch):
+    ds = ct_dataset()
+    real_write = os.write
+    calls = {"n": 0}
+
+    def failing_write(fd, data):
+        calls["n"] += 1
+        if calls["n"] > 4:  # preamble, DICM, meta, first chunk fit; then the disk is full
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_write(fd, data)
+
+    monkeypatch.setattr(storage.os, "write", failing_write)
+    rf = _pynetdicom_write(ds, chunk=1000)  # pynetdicom's DUL thread never sees the error
+    monkeypatch.undo()
+    assert rf.error is not None and calls["n"] == 5  # nothing written after the failure
+    assert not Path(rf.name).exists()  # the partial file is gone at once (space is freed)
+    assert _store_received(ds, rf) == 0xA700
+    assert not ReceivedObject.objects.exists()
+    assert _stored_files(settings.RIS_STORAGE_ROOT) == []
+    assert not any((settings.RIS_STORAGE_ROOT / "tmp").iterdir())
+
+
+def test_received_file_over_the_size_limit_is_a700(settings):
+    settings.RIS_STORAGE_MAX_OBJECT_BYTES = 4000
+    ds = ct_dataset(rows=64, columns=64)
+    rf = _pynetdicom_write(ds, chunk=1000)
+    assert rf.too_large and not Path(rf.name).exists()
+    assert _store_received(ds, rf) == 0xA700
+    assert not ReceivedObject.objects.exists()
+    assert not any((settings.RIS_STORAGE_ROOT / "tmp").iterdir())
+
+
+@pytest.mark.django_db(transaction=True)
+def test_received_file_directory_fsync_failure_is_refused_and_undone(settings, monkeypatch):
+    # The row is committed concurrently with the file's fsync/rename/directory fsync; if the
+    # latter fails, the row is deleted again and the object refused (never 0x0000).
+    def broken_fsync_dir(path):
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(storage, "_fsync_dir", broken_fsync_dir)
+    ds = ct_dataset()
+    assert _store_received(ds, _pynetdicom_write(ds)) == 0xA702
+    assert not ReceivedObject.objects.exists()
+    assert _stored_files(settings.RIS_STORAGE_ROOT) == []
+
+
+def test_received_file_with_command_uid_mismatch_refused_without_trace(settings):
+    ds = ct_dataset()
+    rf = _pynetdicom_write(ds, command_uid="1.2.3.4.5")
+    assert _store_received(ds, rf, command_uid="1.2.3.4.5") == 0xA900
+    assert not ReceivedObject.objects.exists()
+    assert _stored_files(settings.RIS_STORAGE_ROOT) == []
+    assert not any((settings.RIS_STORAGE_ROOT / "tmp").iterdir())
+
+
+def test_resend_revives_a_row_given_up_because_its_file_was_lost(tmp_path):
+    ds = ct_dataset()
+    assert _store(tmp_path, ds) == 0
+    obj = ReceivedObject.objects.get()
+    storage.path_for(obj.relpath).unlink()
+    ReceivedObject.objects.filter(pk=obj.pk).update(
+        state="dead", attempts=5, last_error="stored file is missing"
+    )
+    assert _store_received(ds, _pynetdicom_write(ds)) == 0
+    obj.refresh_from_db()
+    assert (obj.state, obj.attempts, obj.last_error) == ("received", 0, "")
+    assert storage.sha256_of(obj.relpath) == obj.sha256
