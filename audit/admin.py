@@ -1,19 +1,12 @@
 from django.contrib import admin
 
+from ris.admin import ReadOnlyAdmin
+
 from .models import AuditEvent
 
 
 @admin.register(AuditEvent)
-class AuditEventAdmin(admin.ModelAdmin):
+class AuditEventAdmin(ReadOnlyAdmin):
     list_display = ("at", "actor_username", "role", "action", "object_type", "object_id", "outcome")
     list_filter = ("action", "outcome")
     search_fields = ("actor_username", "object_id")
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False

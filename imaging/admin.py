@@ -2,18 +2,9 @@
 
 from django.contrib import admin
 
+from ris.admin import ReadOnlyAdmin
+
 from .models import DuplicateConflict, ReceivedObject, ReconciliationItem, Series, Study, StudyLink
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(ReceivedObject)

@@ -4,32 +4,9 @@
 from django.contrib import admin
 
 from audit.services import audit_record
-from ris.roles import Role, user_roles
+from ris.admin import RoleAdminMixin
 
 from .models import Patient
-
-
-class RoleAdminMixin:
-    """The RIS ``admin`` role may use these admin pages without per-model Django permissions;
-    anybody else needs the usual Django permissions (the admin site also requires is_staff)."""
-
-    def _ris_admin(self, request) -> bool:
-        return request.user.is_active and request.user.is_staff and Role.ADMIN in user_roles(request.user)
-
-    def has_module_permission(self, request):
-        return self._ris_admin(request) or super().has_module_permission(request)
-
-    def has_view_permission(self, request, obj=None):
-        return self._ris_admin(request) or super().has_view_permission(request, obj)
-
-    def has_add_permission(self, request, *args):
-        return self._ris_admin(request) or super().has_add_permission(request, *args)
-
-    def has_change_permission(self, request, obj=None):
-        return self._ris_admin(request) or super().has_change_permission(request, obj)
-
-    def has_delete_permission(self, request, obj=None):
-        return self._ris_admin(request) or super().has_delete_permission(request, obj)
 
 
 @admin.register(Patient)

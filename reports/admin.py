@@ -1,5 +1,7 @@
 from django.contrib import admin
 
+from ris.admin import ReadOnlyAdmin
+
 from .models import (
     CriticalResult,
     PeerReview,
@@ -23,19 +25,6 @@ class ReportSnippetAdmin(admin.ModelAdmin):
     list_display = ["label", "section", "modality", "active"]
     list_filter = ["section", "modality", "active"]
     search_fields = ["label", "text"]
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    """Clinical records change only through services: the admin shows them read-only."""
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(Report)

@@ -4,7 +4,7 @@ order list. Orders and procedure states change only through the services."""
 from django.contrib import admin
 
 from audit.services import audit_record
-from registration.admin import RoleAdminMixin
+from ris.admin import RoleAdminMixin
 
 from .models import Order, ProcedureType, RequestedProcedure, Station, StationDowntime
 from .services import station_add_downtime

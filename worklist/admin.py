@@ -7,18 +7,9 @@ shows them for support and dispute resolution. Worklist files are imported at
 
 from django.contrib import admin
 
+from ris.admin import ReadOnlyAdmin
+
 from .models import ExamNote, MPPSEvent, MPPSException, PerformedProcedureStep, ScheduledStationAlternate
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 class MPPSEventInline(admin.TabularInline):
