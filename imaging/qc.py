@@ -13,8 +13,23 @@ from statistics import median
 
 import numpy as np
 from django.db import transaction
+from django.utils.translation import gettext_lazy as _
 
 from .models import Series
+
+# What each series QC flag means, for people (study page, technologist console).
+FLAG_LABELS = {
+    "missing_instances": _("fewer images than the modality reported"),
+    "extra_instances": _("more images than the modality reported"),
+    "slice_gap": _("slice gap"),
+    "irregular_spacing": _("irregular slice spacing"),
+    "duplicate_positions": _("duplicate slice positions"),
+}
+
+
+def flag_label(flag: str) -> str:
+    return str(FLAG_LABELS.get(flag, flag))
+
 
 SPACING_TOLERANCE = 0.1  # 10 % of the median spacing
 MIN_TOLERANCE_MM = 0.05

@@ -74,12 +74,22 @@ def _query(f: ConsoleFilter) -> str:
     return "&".join(parts)
 
 
+def _qc_labelled(flags: list[str]) -> list[tuple[str, str]]:
+    """(code, label) pairs for the image QC flags of one procedure."""
+    try:
+        from imaging.qc import flag_label
+    except ImportError:  # pragma: no cover
+        return [(f, f) for f in flags]
+    return [(f, flag_label(f)) for f in flags]
+
+
 def _board_context(f: ConsoleFilter) -> dict:
     columns = console_columns(f)
+    # One query for the whole board, however many exams it shows.
     flags = qc_flags([s.requested_procedure_id for _key, steps in columns for s in steps])
     for _key, steps in columns:
         for step in steps:
-            step.qc_flags = flags.get(step.requested_procedure_id, [])
+            step.qc_flags = _qc_labelled(flags.get(step.requested_procedure_id, []))
     return {
         "columns": [(key, COLUMN_LABELS[key], steps) for key, steps in columns],
         "version": console_version(f),
@@ -157,7 +167,7 @@ def _exam_context(request, proc) -> dict:
         "contrast_warning": contrast_warning(proc, steps),
         "mpps_list": mpps_list,
         "image_check": image_check(proc, mpps_list),
-        "qc_flags": qc_flags([proc.pk]).get(proc.pk, []),
+        "qc_flags": _qc_labelled(qc_flags([proc.pk]).get(proc.pk, [])),
         "notes": list(proc.exam_notes.all()),
         "events": list(proc.events.all()),
         "actions": actions,

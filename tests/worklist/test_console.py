@@ -338,3 +338,69 @@ def test_exam_page_query_count_does_not_grow(client_for, exam):
     with CaptureQueriesContext(connection) as many:
         c.get(url)
     assert len(many) == len(few)
+
+
+def _another_exam(i: int):
+    start = today_slot(15 * i) if today_slot(15 * i).date() == timezone.localdate() else today_slot(-15 * i)
+    return make_order(station=StationFactory(ae_title="CT1"), start=start).procedures.get()
+
+
+def _flag_series(procedure, *flags):
+    """A linked study whose one series carries image QC flags (as imaging.qc stores them)."""
+    imaging = pytest.importorskip("imaging.models")
+    from pydicom.uid import generate_uid
+
+    study = imaging.Study.objects.create(
+        study_instance_uid=procedure.study_instance_uid, requested_procedure=procedure
+    )
+    return imaging.Series.objects.create(
+        study=study,
+        series_instance_uid=generate_uid(),
+        num_instances=10,
+        qc={"received": 10, "expected": 12, "flags": list(flags)},
+        qc_flagged=bool(flags),
+    )
+
+
+def test_board_and_exam_show_image_qc_flags(client_for, exam):
+    clean = _another_exam(1)
+    _flag_series(exam, "missing_instances", "slice_gap")
+    _flag_series(clean)  # a series without flags shows nothing
+    c = client_for("technologist")
+    response = c.get(reverse("worklist:console_board"))
+    body = response.content.decode()
+    assert body.count('data-testid="console-qc"') == 1
+    assert 'data-flags="missing_instances,slice_gap"' in body
+    assert "fewer images than the modality reported" in body and "slice gap" in body
+    steps = {s.requested_procedure_id: s for _k, _l, col in response.context["columns"] for s in col}
+    assert [code for code, _label in steps[exam.pk].qc_flags] == ["missing_instances", "slice_gap"]
+    assert steps[clean.pk].qc_flags == []
+
+    exam_body = c.get(reverse("worklist:exam", args=[exam.pk])).content.decode()
+    assert 'data-testid="exam-qc"' in exam_body
+    assert 'data-flag="missing_instances"' in exam_body and 'data-flag="slice_gap"' in exam_body
+    assert 'data-testid="exam-qc"' not in c.get(reverse("worklist:exam", args=[clean.pk])).content.decode()
+
+
+def test_image_qc_flags_in_chinese(client_for, exam, settings):
+    _flag_series(exam, "slice_gap")
+    c = client_for("technologist")
+    c.cookies[settings.LANGUAGE_COOKIE_NAME] = "zh-hans"
+    body = c.get(reverse("worklist:console_board")).content.decode()
+    assert 'data-flags="slice_gap"' in body and "层面缺失" in body
+
+
+def test_board_query_count_is_constant_with_qc_flags(client_for, exam):
+    _flag_series(exam, "slice_gap")
+    c = client_for("technologist")
+    url = reverse("worklist:console_board")
+    c.get(url)
+    with CaptureQueriesContext(connection) as one:
+        c.get(url)
+    for i in range(1, 6):
+        proc = _another_exam(i)
+        _flag_series(proc, "missing_instances" if i % 2 else "irregular_spacing")
+    with CaptureQueriesContext(connection) as many:
+        body = c.get(url).content.decode()
+    assert body.count('data-testid="console-qc"') == 6
+    assert len(many) == len(one)
