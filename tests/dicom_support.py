@@ -60,11 +60,11 @@ def register_station(transactional_db):
     return make
 
 
-def dcmtk(tool: str, *args: str, timeout: float = 30, check: bool = False, **kwargs) -> subprocess.CompletedProcess:
+def dcmtk(
+    tool: str, *args: str, timeout: float = 30, check: bool = False, **kwargs
+) -> subprocess.CompletedProcess:
     """Run a DCMTK command-line tool (echoscu, findscu, ...) and capture its output."""
     exe = shutil.which(tool)
     if exe is None:
         pytest.fail(f"DCMTK tool {tool} is not installed (apt package dcmtk; make test installs it)")
-    return subprocess.run(
-        [exe, *args], capture_output=True, timeout=timeout, check=check, **kwargs
-    )
+    return subprocess.run([exe, *args], capture_output=True, timeout=timeout, check=check, **kwargs)

@@ -9,6 +9,8 @@
   service-provider, reason "invalid PDU parameter value") when the peer declares a PDU
   longer than we advertised, before pynetdicom tries to buffer it (it trusts the declared
   length, so a 4 GiB declaration would otherwise be read into memory).
+* ``RISDUL``: pynetdicom's upper-layer reactor made event-driven (``select`` on the socket and a
+  wake-up socket) instead of sleeping 1 ms per idle loop.
 * ``RISAssociation``: per-thread database hygiene (``close_old_connections`` before, all
   connections closed after: the thread dies with the association), the deferred TLS
   handshake bounded by the ACSE timeout, and a place for the policy's station record.
@@ -114,9 +116,15 @@ class GuardedAssociationSocket(AssociationSocket):
         pdu.source = 0x02  # DICOM UL service-provider
         pdu.reason_diagnostic = 0x06  # invalid-PDU-parameter value
         sock = self.socket
-        if sock is not None:
-            with contextlib.suppress(OSError):
-                sock.sendall(pdu.encode())
+        # Don't wait long for the send lock: the association thread may be blocked writing to
+        # a peer that does not read; closing the socket below unblocks it.
+        if sock is not None and self._send_lock.acquire(timeout=1.0):
+            try:
+                sock.settimeout(1.0)
+                with contextlib.suppress(OSError):
+                    sock.sendall(pdu.encode())
+            finally:
+                self._send_lock.release()
         self.close()
         if not assoc.is_established:
             # The acceptor is still waiting for the A-ASSOCIATE-RQ: wake it up now rather
