@@ -238,3 +238,22 @@ def test_idle_association_is_aborted_after_network_timeout(dicom_node_factory, r
         time.sleep(0.05)
     assert assoc.is_aborted
     assert 0.3 < time.monotonic() - started < 5
+
+
+def test_association_threads_close_their_database_connections(dicom_node, register_station):
+    from django.db import connection
+
+    register_station("CT1")
+
+    def backends() -> int:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()")
+            return cursor.fetchone()[0]
+
+    before = backends()
+    for _ in range(5):
+        assert echo(dicom_node).returncode == 0
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and backends() > before:
+        time.sleep(0.05)
+    assert backends() == before
