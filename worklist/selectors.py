@@ -25,7 +25,7 @@ from django.db.models.expressions import RawSQL
 from django.db.models.functions import Upper
 from django.utils import timezone
 
-from scheduling.models import FINAL_SPS_STATUSES, ScheduledProcedureStep
+from scheduling.models import FINAL_SPS_STATUSES, ScheduledProcedureStep, SPSStatus
 
 from .mwl import (
     DateMatch,
@@ -38,6 +38,8 @@ from .mwl import (
     UIDListMatch,
     dicom_wildcard_to_like,
 )
+
+ACTIVE_SPS_STATUSES = tuple(s for s in SPSStatus.values if s not in FINAL_SPS_STATUSES)
 
 # Logical field → ORM path (relative to ScheduledProcedureStep).
 RP = "requested_procedure__"
@@ -319,7 +321,9 @@ def mwl_queryset(query: MWLQuery, *, calling_station=None, include_final: bool =
         qs = qs.filter(criterion_q(criterion))
     qs = qs.filter(scope_q(query, calling_station))
     if not include_final and not query.names_status:
-        qs = qs.exclude(status__in=FINAL_SPS_STATUSES)
+        # A positive list (not NOT IN): over years almost every step is final, and the
+        # (status, start) index then finds the few active ones directly.
+        qs = qs.filter(status__in=ACTIVE_SPS_STATUSES)
     qs = qs.annotate(alt_station_aes=_alternates_annotation())
     return qs.order_by("start", "id")
 
