@@ -988,7 +988,11 @@ def sweep_received(*, now: datetime | None = None, limit: int = 500) -> dict:
         _send_match_order(order_id)
     if uids:
         logger.info("sweeper re-enqueued %d studies", len(uids))
-    return {"studies": len(uids), "orders": len(order_ids)}
+    # Receives a crash interrupted (never acknowledged) leave temporary files behind.
+    tmp_removed = storage.tmp_cleanup()
+    if tmp_removed:
+        logger.info("sweeper removed %d stale temporary files", tmp_removed)
+    return {"studies": len(uids), "orders": len(order_ids), "tmp_removed": tmp_removed}
 
 
 def _send_match_order(order_id: int) -> None:

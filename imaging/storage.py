@@ -18,6 +18,7 @@ import errno
 import hashlib
 import os
 import tempfile
+import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -168,6 +169,26 @@ class ReceiveFile:
         except OSError as exc:
             _raise_os_error(exc)
         return StoredFile(relpath=relpath, sha256=self.sha256, size=self.size)
+
+
+TMP_MAX_AGE_SECONDS = 3600  # far longer than any receive (network timeout 120 s)
+
+
+def tmp_cleanup(*, older_than: float = TMP_MAX_AGE_SECONDS) -> int:
+    """Remove temporary files a crash left in ``tmp/`` (never acknowledged); returns how many."""
+    directory = storage_root() / "tmp"
+    cutoff = time.time() - older_than
+    removed = 0
+    try:
+        entries = list(os.scandir(directory))
+    except FileNotFoundError:
+        return 0
+    for entry in entries:
+        with contextlib.suppress(OSError):
+            if entry.is_file(follow_symlinks=False) and entry.stat().st_mtime < cutoff:
+                os.unlink(entry.path)
+                removed += 1
+    return removed
 
 
 def install_receive_file() -> None:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import time
+
 import pytest
 
 from audit.models import AuditEvent
@@ -187,8 +190,17 @@ def test_sweeper_reenqueues_only_expired_leases(
     ReceivedObject.objects.filter(sop_instance_uid=leased.SOPInstanceUID).update(
         received_at=old, enqueued_at=timezone.now()
     )
+    # A receive a crash interrupted left its temporary file; one in progress is kept.
+    tmp = settings.RIS_STORAGE_ROOT / "tmp"
+    tmp.mkdir(parents=True, exist_ok=True)
+    stale, current = tmp / "rx-stale.part", tmp / "rx-current.part"
+    stale.write_bytes(b"partial")
+    current.write_bytes(b"partial")
+    two_hours_ago = time.time() - 7200
+    os.utime(stale, (two_hours_ago, two_hours_ago))
     with django_capture_on_commit_callbacks(execute=True):
-        assert services.sweep_received() == {"studies": 1, "orders": 0}
+        assert services.sweep_received() == {"studies": 1, "orders": 0, "tmp_removed": 1}
+    assert not stale.exists() and current.exists()
     assert sent == [expired.StudyInstanceUID]
     assert ReceivedObject.objects.get(sop_instance_uid=expired.SOPInstanceUID).enqueued_at is not None
 

@@ -99,7 +99,7 @@ def test_slice_geometry_regular_stack_is_consistent():
 
 
 @pytest.mark.django_db
-def test_series_qc_flags_gap_and_mpps_count(receive):
+def test_series_qc_flags_gap_and_mpps_count(receive, client_for):
     from worklist.models import PerformedProcedureStep
 
     study_uid, series_uid = generate_uid(), generate_uid()
@@ -120,6 +120,10 @@ def test_series_qc_flags_gap_and_mpps_count(receive):
     assert series.qc_flagged is True
     assert series.qc["expected"] == 6 and series.qc["received"] == 5
     assert set(series.qc["flags"]) == {"missing_instances", "slice_gap"}
+    # The study page says what the flags mean.
+    page = client_for("technologist").get(f"/imaging/studies/{series.study_id}/").content.decode()
+    assert 'data-flag="missing_instances"' in page and 'data-flag="slice_gap"' in page
+    assert "fewer images than the modality reported" in page and "slice gap" in page
     from imaging.selectors import qc_flags_for_procedures
 
     assert qc_flags_for_procedures([]) == {}

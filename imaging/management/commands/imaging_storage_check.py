@@ -3,7 +3,8 @@
     manage.py imaging_storage_check [--verify] [--delete-orphans-older-than HOURS]
 
 Orphans are files no row points to: objects that were never acknowledged (a crash between
-the rename and the commit, or a refused object whose removal failed). Missing files and
+the rename and the commit, or a refused object whose removal failed); temporary files in
+``tmp/`` are receives a crash interrupted (the sweeper removes them after an hour). Missing files and
 checksum mismatches are listed and make the command exit non-zero.
 """
 
@@ -51,8 +52,11 @@ class Command(BaseCommand):
             path = root / relpath
             if path.stat().st_size != size or (verify and storage.sha256_of(relpath) != sha):
                 bad.append(relpath)
+        tmp_dir = root / "tmp"
+        tmp_files = sum(1 for p in tmp_dir.iterdir() if p.is_file()) if tmp_dir.exists() else 0
         removed = 0
         if delete_orphans_older_than is not None:
+            removed += storage.tmp_cleanup(older_than=delete_orphans_older_than * 3600)
             cutoff = time.time() - delete_orphans_older_than * 3600
             for relpath in orphans:
                 path = root / relpath
@@ -61,7 +65,7 @@ class Command(BaseCommand):
                     removed += 1
         self.stdout.write(
             f"files {len(on_disk)}, rows {len(known)}, orphans {len(orphans)} (removed {removed}), "
-            f"missing {len(missing)}, damaged {len(bad)}"
+            f"missing {len(missing)}, damaged {len(bad)}, temporary {tmp_files}"
         )
         for relpath in missing:
             self.stdout.write(f"missing: {relpath}")
