@@ -50,9 +50,13 @@ test: venv-dev messages
 lint: venv-dev
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .
 
+## make bench: the benchmarks (not tests), each side by side with its peer; see README.
 bench: venv-dev
+	bash scripts/ensure_system_packages.sh test
 	bash scripts/ensure_services.sh
-	@echo "see bench/README.md"
+	$(BIN)/python bench/mwl.py --sizes 10000,100000 --wlmscpfs-sizes 10000,100000 --runs 20
+	$(BIN)/python bench/ingest.py
+	$(BIN)/python -m bench.dashboard
 
 clean:
 	rm -rf var/ris.sqlite3 var/storage var/staticfiles

@@ -291,3 +291,7 @@ CELERY_BEAT_SCHEDULE["imaging-sweep-received"] = {
 CELERY_TASK_ROUTES["imaging.render_previews"] = {"queue": "default"}
 # Objects indexed per transaction by the ingest task (progress survives a killed worker).
 RIS_INGEST_CHUNK_SIZE = env.int("RIS_INGEST_CHUNK_SIZE", default=50)
+
+# Department dashboards (docs/department.md): figure cache; targets in minutes per priority.
+RIS_DASHBOARD_CACHE_SECONDS = env.int("RIS_DASHBOARD_CACHE_SECONDS", default=60)
+RIS_BACKLOG_WINDOW_DAYS = env.int("RIS_BACKLOG_WINDOW_DAYS", default=30)

@@ -7,6 +7,7 @@ from rest_framework import viewsets
 from rest_framework.response import Response
 
 from audit.services import audit_record
+from scheduling.models import ScheduledProcedureStep
 from worklist.mwl import DateMatch, MWLQuery, StringMatch, UIDListMatch
 from worklist.selectors import mwl_query
 
@@ -45,6 +46,7 @@ class WorklistViewSet(viewsets.GenericViewSet):
 
     required_actions = {"list": "worklist.view"}
     serializer_class = WorklistItemSerializer
+    queryset = ScheduledProcedureStep.objects.none()  # for the schema only; rows come from mwl_query
 
     @extend_schema(parameters=[WorklistQuerySerializer], responses=WorklistItemSerializer(many=True))
     def list(self, request):
