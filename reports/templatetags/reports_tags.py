@@ -1,6 +1,7 @@
 from django import template
 
 from ris.roles import has_permission
+from ris.templatetags.ris_tags import pn
 
 register = template.Library()
 
@@ -11,8 +12,4 @@ def can(user, action: str) -> bool:
     return bool(user and user.is_authenticated and has_permission(user, action))
 
 
-@register.filter
-def pn(value: str) -> str:
-    """A DICOM PN (``Li^Ming=李^明``) for people: components joined by spaces, groups by " / "."""
-    groups = [" ".join(c for c in g.split("^") if c) for g in (value or "").split("=")]
-    return " / ".join(g for g in groups if g)
+register.filter("pn", pn)  # shared with every app (ris_tags)

@@ -145,3 +145,18 @@ def test_pn_group_limits():
     assert not _ok(vr.validate_pn, "A" * 65)
     assert not _ok(vr.validate_pn, "a=b=c=d")
     assert not _ok(vr.validate_pn, "a^b^c^d^e^f")
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [
+        ("Li^Ming", "Li Ming"),
+        ("Wang^XiaoDong=王^小东=", "Wang XiaoDong / 王 小东"),
+        ("", ""),
+        ("Smith^^^Dr", "Smith Dr"),
+    ],
+)
+def test_pn_filter_for_people(value, shown):
+    from ris.templatetags.ris_tags import pn
+
+    assert pn(value) == shown
