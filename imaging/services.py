@@ -22,6 +22,7 @@ from django.core.exceptions import ValidationError
 from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.db.models import Count, F, Q
 from django.utils import timezone
+from django.utils.translation import gettext
 from pynetdicom.service_class import StorageServiceClass
 from pynetdicom.sop_class import uid_to_service_class
 
@@ -927,6 +928,33 @@ def conflict_resolve(*, conflict: DuplicateConflict, actor, request=None) -> Non
             object_id=conflict.original_id,
             detail={"conflict": conflict.pk},
         )
+
+
+def received_object_retry(*, received_object: ReceivedObject | int, actor, request=None) -> None:
+    """Give a ``dead`` object another round of ingest (after someone fixed the cause).
+
+    One conditional UPDATE (dead → received, attempts reset), an audit event, and the
+    study's ingest task sent after commit. Raises ``Conflict`` if it is no longer dead.
+    """
+    pk = received_object if isinstance(received_object, int) else received_object.pk
+    with transaction.atomic():
+        updated = ReceivedObject.objects.filter(pk=pk, state=ObjectState.DEAD).update(
+            state=ObjectState.RECEIVED, attempts=0, last_error="", enqueued_at=timezone.now()
+        )
+        if not updated:
+            raise Conflict(gettext("This object is no longer waiting for a retry."))
+        obj = ReceivedObject.objects.get(pk=pk)
+        study = Study.objects.filter(study_instance_uid=obj.study_instance_uid).only("patient_id").first()
+        audit_record(
+            action="imaging.ingest_retry",
+            actor=actor,
+            request=request,
+            object_type="received_object",
+            object_id=pk,
+            patient_id=study.patient_id if study else None,
+            detail={"study_instance_uid": obj.study_instance_uid},
+        )
+        transaction.on_commit(partial(_send_ingest, obj.study_instance_uid))
 
 
 # ---------------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ urlpatterns = [
     path("imaging/studies/<int:pk>/", views.study_detail, name="study_detail"),
     path("imaging/studies/<int:pk>/unlink/", views.study_unlink, name="study_unlink"),
     path("imaging/conflicts/<int:pk>/resolve/", views.conflict_resolve, name="conflict_resolve"),
+    path("imaging/received/<int:pk>/retry/", views.received_retry, name="received_retry"),
     path("imaging/instances/<int:pk>/thumbnail.jpg", views.thumbnail, name="thumbnail"),
     # DICOMweb (PS3.18): WADO-URI, WADO-RS, STOW-RS.
     path("wado", dicomweb.WadoUriView.as_view(), name="wado"),

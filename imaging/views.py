@@ -17,7 +17,7 @@ from ris.permissions import role_required
 from ris.roles import has_permission
 
 from . import previews, selectors, services
-from .models import DuplicateConflict, Instance, ReconciliationItem, Study
+from .models import DuplicateConflict, Instance, ReceivedObject, ReconciliationItem, Study
 
 logger = logging.getLogger(__name__)
 
@@ -186,6 +186,19 @@ def conflict_resolve(request, pk: int):
     except ApplicationError as exc:
         messages.error(request, exc.message)
     return redirect(request.POST.get("next") or reverse("imaging:reconciliation"))
+
+
+@role_required("imaging.reconcile")
+@require_POST
+def received_retry(request, pk: int):
+    """Retry the ingest of a ``dead`` object (workbench button)."""
+    obj = get_object_or_404(ReceivedObject, pk=pk)
+    try:
+        services.received_object_retry(received_object=obj, actor=request.user, request=request)
+        messages.success(request, _("The object is queued for ingest again."))
+    except ApplicationError as exc:
+        messages.error(request, exc.message)
+    return redirect(reverse("imaging:reconciliation"))
 
 
 @role_required("imaging.view")

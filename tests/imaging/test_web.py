@@ -249,6 +249,41 @@ def test_dead_objects_are_visible_on_the_workbench(client_for, receive, settings
     assert 'data-testid="dead-objects"' in page and ds.SOPInstanceUID in page
 
 
+def test_dead_object_retry_requeues_it_once_and_audits(
+    client_for, receive, settings, monkeypatch, django_capture_on_commit_callbacks
+):
+    ds = ct_dataset()
+    receive(ds)
+    ReceivedObject.objects.update(attempts=settings.RIS_INGEST_MAX_ATTEMPTS)
+    services.study_ingest(study_instance_uid=ds.StudyInstanceUID)
+    obj = ReceivedObject.objects.get()
+    assert obj.state == "dead"
+    sent = []
+    monkeypatch.setattr("imaging.services._send_ingest", sent.append)
+    url = f"/imaging/received/{obj.pk}/retry/"
+    assert client_for("front_desk").post(url).status_code == 403
+    c = client_for("dept_head")
+    page = c.get("/imaging/reconciliation/").content.decode()
+    assert f'action="{url}"' in page and "<title><section" not in page
+    with django_capture_on_commit_callbacks(execute=True):
+        response = c.post(url)
+        assert sent == []  # only after commit
+    assert response.status_code == 302
+    obj.refresh_from_db()
+    assert (obj.state, obj.attempts, obj.last_error) == ("received", 0, "")
+    assert sent == [ds.StudyInstanceUID]  # sent after commit
+    assert AuditEvent.objects.filter(action="imaging.ingest_retry", object_id=str(obj.pk)).count() == 1
+    # A second click (e.g. another tab) changes nothing and says so.
+    followed = c.post(url, follow=True).content.decode()
+    assert "no longer waiting for a retry" in followed
+    assert sent == [ds.StudyInstanceUID]
+    assert AuditEvent.objects.filter(action="imaging.ingest_retry").count() == 1
+    # The ingest now indexes it (the cause was fixed).
+    services.study_ingest(study_instance_uid=ds.StudyInstanceUID)
+    obj.refresh_from_db()
+    assert obj.state == "indexed"
+
+
 def test_stow_rs_request_over_the_limit_is_413(api_for, settings):
     settings.RIS_STOW_MAX_REQUEST_BYTES = 1000
     body, ctype = _multipart([("application/dicom", part10_bytes(ct_dataset(rows=64, columns=64)))])
