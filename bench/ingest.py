@@ -1,6 +1,10 @@
 """Ingest benchmark (not a test): our durable Storage SCP vs DCMTK storescp vs Orthanc.
 
     .venv/bin/python bench/ingest.py [--instances 200] [--runs 3] [--studies 20] [--rss-instances 10000]
+        [--skip node,storescp,orthanc,link,rss] [--baseline-root DIR]
+
+Environment: RIS_BENCH_INGEST_DATABASE (default ris_bench_ingest; dropped and re-created),
+RIS_BENCH_REDIS (default redis://127.0.0.1:6379/5), RIS_BENCH_PG, RIS_BENCH_TMP.
 
 1. Throughput: one ``storescu`` association sends a synthetic CT (512×512, 16-bit, Explicit VR
    Little Endian, ``--instances`` slices, fresh UIDs per run) to
@@ -8,7 +12,10 @@
      every object fsync'd, renamed, directory fsync'd and recorded before 0x0000),
    * DCMTK ``storescp`` (writes files, no fsync),
    * Orthanc (SQLite index, fsyncs),
-   instances/s, median of ``--runs``. DCMTK and Orthanc bind every interface, so each of them
+   instances/s, median of ``--runs``; the rounds interleave the peers (node, storescp, Orthanc,
+   node, …) so load on the shared machine hits them alike, and the load average is printed.
+   ``--baseline-root DIR`` adds another checkout's node to every round (before/after).
+   DCMTK and Orthanc bind every interface, so each of them
    and its client run inside a loopback-only network namespace (``unshare -n`` + ``ip link set
    lo up``); ``TCP_NODELAY=1`` for the DCMTK peers (else they measure Nagle).
 2. Link latency: ``--studies`` studies (one order each, 10 instances of 256×256) sent at 2
@@ -130,11 +137,11 @@ def in_netns(script: str, env: dict) -> str:
 # Our node
 
 
-def django_env(storage: Path, port: int | None = None, broker: bool = True) -> dict:
+def django_env(storage: Path, port: int | None = None, broker: bool = True, db: str = BENCH_DB) -> dict:
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "ris.settings",
-        "DATABASE_URL": f"{PG}/{BENCH_DB}",
+        "DATABASE_URL": f"{PG}/{db}",
         "RIS_STORAGE_ROOT": str(storage),
         "DJANGO_DEBUG": "true",
         "RIS_LOG_LEVEL": "WARNING",
@@ -148,12 +155,12 @@ def django_env(storage: Path, port: int | None = None, broker: bool = True) -> d
     return env
 
 
-def prepare_database(env: dict) -> None:
+def prepare_database(env: dict, db: str = BENCH_DB) -> None:
     import psycopg
 
     with psycopg.connect(f"{PG}/postgres", autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{BENCH_DB}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{BENCH_DB}"')
+        conn.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{db}"')
     subprocess.run([PY, "manage.py", "migrate", "-v0", "--no-input"], cwd=ROOT, env=env, check=True)
     subprocess.run(
         [
@@ -171,10 +178,10 @@ def prepare_database(env: dict) -> None:
     )
 
 
-def start_node(env: dict, port: int) -> subprocess.Popen:
+def start_node(env: dict, port: int, root: Path = ROOT) -> subprocess.Popen:
     proc = subprocess.Popen(
         [PY, "manage.py", "rundicom", "--port", str(port)],
-        cwd=ROOT,
+        cwd=root,
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -232,20 +239,35 @@ def rss_kib(pid: int) -> int:
     return 0
 
 
-def bench_node(work: Path, sets: list[Path]) -> list[float]:
-    storage = work / "ris-storage"
-    env = django_env(storage, broker=True)
-    port = free_port()
-    node = start_node(env, port)
-    try:
-        timings = [timed(storescu_cmd(port, "RIS", s)) for s in sets]
-    finally:
-        stop(node)
-    return timings
+class NodePeer:
+    """Our node, started once and warmed up (one small association), then timed per round.
+
+    A long-running service is what a modality talks to: the first association of a fresh
+    process (database connection, lazy imports) is not part of the steady state. The
+    baseline node (``--baseline-root``) has its own database: the same objects must be new
+    to each node.
+    """
+
+    def __init__(self, work: Path, root: Path = ROOT):
+        baseline = root != ROOT
+        suffix = "-baseline" if baseline else ""
+        env = django_env(
+            work / f"ris-storage{suffix}", broker=True, db=f"{BENCH_DB}_baseline" if baseline else BENCH_DB
+        )
+        self.port = free_port()
+        self.proc = start_node(env, self.port, root)
+        warm = make_series(work / f"warm{suffix}", 2, 512)
+        timed(storescu_cmd(self.port, "RIS", warm))
+
+    def __call__(self, work: Path, sets: list[Path], tag: str = "") -> list[float]:
+        return [timed(storescu_cmd(self.port, "RIS", s)) for s in sets]
+
+    def stop(self) -> None:
+        stop(self.proc)
 
 
-def bench_storescp(work: Path, sets: list[Path]) -> list[float]:
-    out = work / "storescp-out"
+def bench_storescp(work: Path, sets: list[Path], tag: str = "") -> list[float]:
+    out = work / f"storescp-out{tag}"
     out.mkdir()
     env = {**os.environ, "TCP_NODELAY": "1"}
     lines = []
@@ -259,14 +281,14 @@ def bench_storescp(work: Path, sets: list[Path]) -> list[float]:
     return [float(e) - float(s) for s, e in (ln.split() for ln in stdout.split("\n") if ln.strip())]
 
 
-def bench_orthanc(work: Path, sets: list[Path]) -> list[float]:
+def bench_orthanc(work: Path, sets: list[Path], tag: str = "") -> list[float]:
     exe = shutil.which("Orthanc")
     if exe is None:
         return []
     timings = []
     env = {**os.environ, "TCP_NODELAY": "1"}
     for i, s in enumerate(sets):
-        base = work / f"orthanc{i}"
+        base = work / f"orthanc{tag}-{i}"
         base.mkdir()
         config = {
             "Name": "bench",
@@ -430,6 +452,13 @@ def main() -> None:
     parser.add_argument("--studies", type=int, default=20)
     parser.add_argument("--rss-instances", type=int, default=10000)
     parser.add_argument("--skip", default="", help="comma list of: node,storescp,orthanc,link,rss")
+    parser.add_argument(
+        "--baseline-root",
+        type=Path,
+        default=None,
+        help="another checkout (e.g. `git archive REV | tar -x -C DIR`) whose node runs as an extra "
+        "peer in the same rounds: before/after on the same conditions (same database schema)",
+    )
     args = parser.parse_args()
     skip = set(filter(None, args.skip.split(",")))
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "ris.settings")
@@ -438,21 +467,43 @@ def main() -> None:
         env = django_env(work / "ris-storage")
         prepare_database(env)
         sets = [make_series(work / f"set{r}", args.instances, 512) for r in range(args.runs)]
+        nodes: list[NodePeer] = []
+        peers: list = []
+        if "node" not in skip:
+            nodes.append(NodePeer(work))
+            peers.append(("RIS node (fsync + PostgreSQL row)", "node", nodes[-1]))
+        if args.baseline_root:
+            baseline = args.baseline_root.resolve()
+            db = f"{BENCH_DB}_baseline"
+            prepare_database(django_env(work / "ris-storage-baseline", db=db), db=db)
+            nodes.append(NodePeer(work, root=baseline))
+            peers.append((f"RIS node, baseline {baseline.name}", "baseline", nodes[-1]))
+        if "storescp" not in skip:
+            peers.append(("DCMTK storescp (no fsync)", "storescp", bench_storescp))
+        if "orthanc" not in skip:
+            peers.append(("Orthanc (fsync, SQLite)", "orthanc", bench_orthanc))
+        # Rounds interleave the peers (node, storescp, Orthanc, node, …): on a shared machine
+        # a load spike then hits every peer alike instead of one peer's three runs.
+        load_before = os.getloadavg()
+        timings: dict[str, list[float]] = {key: [] for _name, key, _fn in peers}
+        try:
+            for r, s in enumerate(sets):
+                for _name, key, fn in peers:
+                    timings[key] += fn(work, [s], tag=f"-{r}")
+        finally:
+            for node in nodes:
+                node.stop()
+        load_after = os.getloadavg()
         rows = []
-        for name, fn in [
-            ("RIS node (fsync + PostgreSQL row)", bench_node),
-            ("DCMTK storescp (no fsync)", bench_storescp),
-            ("Orthanc (fsync, SQLite)", bench_orthanc),
-        ]:
-            key = {"RIS": "node", "DCMTK": "storescp", "Orthanc": "orthanc"}[name.split()[0]]
-            if key in skip:
-                continue
-            # Fresh UIDs per peer: regenerate the sets' UIDs is unnecessary (each peer has its own store).
-            timings = fn(work, sets)
-            if timings:
-                rates = [args.instances / t for t in timings]
+        for name, key, _fn in peers:
+            if timings[key]:
+                rates = [args.instances / t for t in timings[key]]
                 rows.append((name, statistics.median(rates), rates))
         print(f"\nThroughput: one storescu association, {args.instances} × CT 512×512×16 bit, Explicit VR LE")
+        print(
+            f"load average {load_before[0]:.2f} before, {load_after[0]:.2f} after "
+            f"({os.cpu_count()} CPUs; rounds interleave the peers)"
+        )
         print(f"{'peer':40} {'median inst/s':>14}   runs")
         for name, med, rates in rows:
             print(f"{name:40} {med:14.0f}   {', '.join(f'{r:.0f}' for r in rates)}")
