@@ -836,9 +836,7 @@ def station_utilisation(period: Period, *, now=None) -> list[list]:
     performed = _performed_minutes(period)
     rows = []
     for st in stations:
-        open_minutes = (st.work_end.hour * 60 + st.work_end.minute) - (
-            st.work_start.hour * 60 + st.work_start.minute
-        )
+        open_minutes = st.open_minutes
         # Only whole booking slots count as available time.
         slot = max(st.slot_minutes or 1, 1)
         per_day = (max(open_minutes, 0) // slot) * slot
@@ -864,14 +862,12 @@ def _overlap_working_minutes(station, start, end) -> float:
     if station is None or end <= start:
         return 0.0
     total = 0.0
-    day = timezone.localtime(start).date()
+    # From the previous day: an overnight shift that began then may reach into the period.
+    day = timezone.localtime(start).date() - timedelta(days=1)
     last = timezone.localtime(end).date()
-    tz = timezone.get_current_timezone()
-    from datetime import datetime
 
     while day <= last:
-        open_ = datetime.combine(day, station.work_start, tzinfo=tz)
-        close = datetime.combine(day, station.work_end, tzinfo=tz)
+        open_, close = station.window(day)
         a, b = max(open_, start), min(close, end)
         if b > a:
             total += (b - a).total_seconds() / 60

@@ -7,10 +7,11 @@ status; the SPS mirrors it in DICOM terms for the worklist.
 
 from __future__ import annotations
 
-from datetime import time
+from datetime import date, datetime, time, timedelta
 
 from django.conf import settings
 from django.db import models
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from ris.vr import validate_ae, validate_cs, validate_lo, validate_pn, validate_sh, validate_ui
@@ -72,6 +73,30 @@ class Station(models.Model):
 
     def __str__(self) -> str:
         return f"{self.ae_title} ({self.modality})"
+
+    @property
+    def open_minutes(self) -> int:
+        """Minutes open per day. ``work_end <= work_start`` means the shift runs past midnight;
+        equal times mean open around the clock (an emergency CT)."""
+        start = self.work_start.hour * 60 + self.work_start.minute
+        end = self.work_end.hour * 60 + self.work_end.minute
+        return (end - start) % (24 * 60) or 24 * 60
+
+    def window(self, day: date) -> tuple[datetime, datetime]:
+        """The opening that starts on ``day`` (local time), as aware datetimes."""
+        open_at = datetime.combine(day, self.work_start, tzinfo=timezone.get_current_timezone())
+        return open_at, open_at + timedelta(minutes=self.open_minutes)
+
+    def fits(self, start: datetime, end: datetime) -> bool:
+        """Whether [start, end) lies inside one opening (that day's, or the previous day's shift)."""
+        if self.open_minutes == 24 * 60:
+            return end > start
+        day = timezone.localtime(start).date()
+        for d in (day, day - timedelta(days=1)):
+            open_at, close_at = self.window(d)
+            if open_at <= start and end <= close_at:
+                return True
+        return False
 
 
 class StationDowntime(models.Model):

@@ -44,9 +44,7 @@ def station_day_slots(
     there fits before closing without touching a booking or downtime. ``exclude_step_id``
     ignores one booking (the one being rescheduled), as ``procedure_reschedule`` does.
     """
-    tz = timezone.get_current_timezone()
-    open_at = datetime.combine(day, station.work_start, tzinfo=tz)
-    close_at = datetime.combine(day, station.work_end, tzinfo=tz)
+    open_at, close_at = station.window(day)
     step_len = timedelta(minutes=station.slot_minutes)
     need = timedelta(minutes=duration_minutes or station.slot_minutes)
     steps = list(

@@ -262,14 +262,7 @@ def _lock_and_check_slot(*, station: Station, start: datetime, end: datetime, ex
     locked = Station.objects.select_for_update().filter(pk=station.pk, active=True).first()
     if locked is None:
         raise ApplicationError("The station is not active.", fields={"station": ["Inactive station."]})
-    local_start = timezone.localtime(start)
-    day_open = local_start.replace(
-        hour=station.work_start.hour, minute=station.work_start.minute, second=0, microsecond=0
-    )
-    day_close = local_start.replace(
-        hour=station.work_end.hour, minute=station.work_end.minute, second=0, microsecond=0
-    )
-    if start < day_open or end > day_close:
+    if not locked.fits(start, end):
         raise ApplicationError(
             "The slot is outside the station's working hours.",
             fields={"start": ["Outside working hours."]},

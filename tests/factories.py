@@ -54,7 +54,7 @@ class StationFactory(factory.django.DjangoModelFactory):
     modality = "CT"
     room = "R1"
     work_start = time(0, 0)
-    work_end = time(23, 59)
+    work_end = time(0, 0)  # open around the clock
     slot_minutes = 15
 
 

@@ -63,11 +63,11 @@ def test_station_utilisation(history, path, monkeypatch):
         station=ct, start=day_start, end=day_start + timedelta(hours=2), reason="tube"
     )
     rows = {r[0]: r[1:] for r in selectors.station_utilisation(PERIOD)}
-    # Stations open 00:00-23:59 = 1439 min = 95 whole 15-min slots = 1425 min; CTA loses
-    # 120 min of downtime. Booked: 15-min steps (the cancelled P3's step does not count).
+    # Stations open around the clock (00:00-00:00) = 1440 min = 96 whole 15-min slots; CTA
+    # loses 120 min of downtime. Booked: 15-min steps (the cancelled P3's step does not count).
     # Performed: start → complete/discontinue (P4 discontinued after 15 min).
-    assert rows["CTA"] == ["CT", 1305, 30, 30, round(100 * 30 / 1305, 1), round(100 * 30 / 1305, 1)]
-    assert rows["MRB"] == ["MR", 1425, 30, 45, round(100 * 30 / 1425, 1), round(100 * 45 / 1425, 1)]
+    assert rows["CTA"] == ["CT", 1320, 30, 30, round(100 * 30 / 1320, 1), round(100 * 30 / 1320, 1)]
+    assert rows["MRB"] == ["MR", 1440, 30, 45, round(100 * 30 / 1440, 1), round(100 * 45 / 1440, 1)]
 
 
 @pytest.mark.django_db

@@ -99,3 +99,36 @@ def test_imported_steps_may_overlap_but_booked_ones_may_not():
     # The calendar still treats the slot as taken.
     with pytest.raises(Conflict):
         make_order(station=station, procedure_type=ptype, start=start)
+
+
+@pytest.mark.parametrize(
+    ("hours", "start", "length", "ok"),
+    [
+        ((8, 18), (17, 45), 15, True),
+        ((8, 18), (17, 50), 15, False),  # ends after closing
+        ((8, 18), (7, 50), 15, False),
+        ((20, 8), (23, 50), 30, True),  # overnight shift across midnight
+        ((20, 8), (2, 0), 30, True),  # early morning belongs to the previous evening's shift
+        ((20, 8), (12, 0), 15, False),
+        ((0, 0), (23, 50), 30, True),  # open around the clock
+    ],
+)
+def test_working_hours_overnight_and_around_the_clock(hours, start, length, ok):
+    from datetime import datetime, time, timedelta
+
+    from django.utils import timezone
+
+    station = StationFactory(
+        ae_title=f"H{hours[0]}{start[0]}{start[1]}", work_start=time(hours[0]), work_end=time(hours[1])
+    )
+    day = timezone.localdate() + timedelta(days=3)
+    begin = datetime.combine(day, time(*start), tzinfo=timezone.get_current_timezone())
+    assert station.fits(begin, begin + timedelta(minutes=length)) is ok
+    ptype = ProcedureTypeFactory(modality="CT", duration_minutes=length)
+    if ok:
+        make_order(station=station, procedure_type=ptype, start=begin)
+    else:
+        from ris.errors import ApplicationError
+
+        with pytest.raises(ApplicationError, match="working hours"):
+            make_order(station=station, procedure_type=ptype, start=begin)

@@ -112,10 +112,7 @@ class Command(BaseCommand):
             while t + timedelta(minutes=40) < now - timedelta(minutes=90):
                 pt = rng.choice(types)
                 end = t + timedelta(minutes=pt.duration_minutes)
-                local = timezone.localtime(t)
-                in_hours = (
-                    station.work_start <= local.time() and timezone.localtime(end).time() <= station.work_end
-                )
+                in_hours = station.fits(t, end)
                 busy = ScheduledProcedureStep.objects.filter(
                     station=station, start__lt=end, end__gt=t
                 ).exists()
