@@ -154,3 +154,88 @@ def test_guarded_socket_reads_whole_pdus_and_short_ones_at_close():
         sender.join()
     finally:
         ours.close()
+
+
+def _dimse(max_pdu=16384, bound=()):
+    sent, seen = [], []
+    dimse = transport.RISDIMSE.__new__(transport.RISDIMSE)
+    dimse._assoc = SimpleNamespace(
+        is_requestor=False,
+        requestor=SimpleNamespace(maximum_length=max_pdu),
+        get_handlers=lambda event: [(seen.append, None)] if event in bound else [],
+        _abort_nonblocking=None,
+        _abort_blocking=None,
+        abort=None,
+        dul=SimpleNamespace(send_pdu=lambda primitive: sent.append(P_DATA_TF(primitive).encode())),
+    )
+    return dimse, sent
+
+
+def _store_rsp(**attrs):
+    from pynetdicom.dimse_primitives import C_STORE
+
+    rsp = C_STORE()
+    rsp.MessageIDBeingRespondedTo = attrs.pop("msg_id", 7)
+    rsp.AffectedSOPClassUID = attrs.pop("sop_class", CTImageStorage)
+    rsp.AffectedSOPInstanceUID = attrs.pop("sop_instance", "1.2.826.0.1.3680043.8.498.1")
+    for name, value in attrs.items():
+        setattr(rsp, name, value)
+    return rsp
+
+
+def _invalid_uid_rsp():
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # pydicom warns about the invalid UI value
+        return _store_rsp(Status=0x0000, sop_instance="1.02.3")
+
+
+def _pynetdicom_pdus(rsp, max_pdu=16384):
+    dimse, sent = _dimse(max_pdu)
+    DIMSEServiceProvider = transport.RISDIMSE.__mro__[1]
+    DIMSEServiceProvider.send_msg(dimse, rsp, 5)
+    return sent
+
+
+@pytest.mark.parametrize(
+    "attrs",
+    [
+        {"Status": 0x0000},
+        {"Status": 0xA700, "msg_id": 65535, "sop_instance": "1.2.3.45"},  # odd-length UID
+        {"Status": 0xB007, "msg_id": 0, "sop_class": "1.2.840.10008.5.1.4.1.1.2.1"},
+    ],
+)
+def test_store_response_is_byte_identical_to_pynetdicom(attrs):
+    rsp = _store_rsp(**attrs)
+    expected = _pynetdicom_pdus(rsp)
+    dimse, sent = _dimse()
+    dimse.send_msg(rsp, 5)
+    assert transport.encode_store_response(rsp) is not None  # the fast path was taken
+    assert sent == expected and len(sent) == 1
+
+
+@pytest.mark.parametrize(
+    "attrs",
+    [
+        {"Status": 0xC000, "ErrorComment": "cannot understand"},
+        {"Status": 0xA900, "OffendingElement": [0x00080018]},
+        None,  # an invalid Affected SOP Instance UID
+    ],
+)
+def test_unusual_store_responses_go_through_pynetdicom(attrs):
+    rsp = _store_rsp(**attrs) if attrs else _invalid_uid_rsp()
+    assert transport.encode_store_response(rsp) is None
+    dimse, sent = _dimse()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # pydicom re-validates the invalid UID while encoding
+        dimse.send_msg(rsp, 5)
+        assert sent == _pynetdicom_pdus(rsp)
+
+
+def test_store_response_falls_back_when_observed_or_peer_pdu_is_tiny():
+    rsp = _store_rsp(Status=0x0000)
+    dimse, sent = _dimse(bound=[evt.EVT_DIMSE_SENT])
+    dimse.send_msg(rsp, 5)
+    assert sent == _pynetdicom_pdus(rsp)
+    dimse, sent = _dimse(max_pdu=64)  # the command set needs several fragments
+    dimse.send_msg(rsp, 5)
+    assert len(sent) > 1 and sent == _pynetdicom_pdus(rsp, max_pdu=64)
