@@ -184,14 +184,9 @@ class Command(BaseCommand):
                     notes=note,
                     at=completed,
                 )
-        procedure_images_available = getattr(sched, "procedure_images_available", None)
-        if procedure_images_available is None:
-            try:
-                from imaging.services import procedure_images_available
-            except ImportError:  # pragma: no cover - the ingest app not shipped yet
-                procedure_images_available = None
-        if procedure_images_available is not None:
-            procedure_images_available(procedure=proc, at=completed + timedelta(minutes=rng.randint(1, 4)))
+        sched.procedure_images_available(
+            procedure=proc, at=completed + timedelta(minutes=rng.randint(1, 4)), source="seed"
+        )
         self._demo_report(proc, rng, users)
 
     def _demo_report(self, proc, rng, users) -> None:

@@ -18,7 +18,8 @@ from django.utils import timezone
 from reports import services
 from reports.models import Report, ReportSnippet, ReportTemplate
 from ris.errors import ApplicationError
-from scheduling.models import ProcedureEvent, ProcedureStatus, RequestedProcedure
+from scheduling.models import ProcedureStatus, RequestedProcedure
+from scheduling.services import procedure_images_available
 
 TEMPLATES = [
     # name, modality, body part, language, findings, impression
@@ -160,27 +161,9 @@ class Command(BaseCommand):
         )
         now = timezone.now()
         for proc in procs:
-            if proc.images_available_at:
-                continue
-            mark = _images_service()
-            if mark is not None:
-                try:
-                    mark(procedure=proc, at=proc.ended_at or proc.started_at or now)
-                    continue
-                except (ApplicationError, TypeError):
-                    pass
-            with transaction.atomic():
-                at = proc.ended_at or proc.started_at or now
-                RequestedProcedure.objects.filter(pk=proc.pk, images_available_at__isnull=True).update(
-                    images_available_at=at
-                )
-                ProcedureEvent.objects.create(
-                    requested_procedure=proc,
-                    action="images_available",
-                    from_status=proc.status,
-                    to_status=proc.status,
-                    at=at,
-                    source="seed",
+            if not proc.images_available_at:
+                procedure_images_available(
+                    procedure=proc, at=proc.ended_at or proc.started_at or now, source="seed"
                 )
         return procs
 
@@ -222,18 +205,3 @@ class Command(BaseCommand):
             except ApplicationError as exc:
                 self.stderr.write(f"skipped one demo report: {exc.message}")
         return made
-
-
-def _images_service():
-    """The service that records image arrival (scheduling, or imaging until it moves there)."""
-    import importlib
-
-    for module in ("scheduling.services", "imaging.services"):
-        try:
-            mod = importlib.import_module(module)
-        except ImportError:
-            continue
-        fn = getattr(mod, "procedure_images_available", None)
-        if fn is not None:
-            return fn
-    return None
