@@ -9,7 +9,6 @@ a ProcedureEvent, an AuditEvent, and side effects after commit.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
 
@@ -19,8 +18,9 @@ from django.db.models import Q
 from django.utils import timezone
 
 from audit.services import audit_record
-from ris.errors import ApplicationError, Conflict, InvalidTransition
+from ris.errors import ApplicationError, Conflict, InvalidTransition, NotFound
 from ris.identifiers import new_accession_number, new_requested_procedure_id, new_sps_id, new_uid
+from ris.lifecycle import Lifecycle, Transition
 
 from . import signals
 from .models import (
@@ -42,39 +42,39 @@ logger = logging.getLogger(__name__)
 S = ProcedureStatus
 
 
-@dataclass(frozen=True)
-class Transition:
-    sources: tuple[str, ...]
-    target: str
-    sps_status: str
-    timestamp_field: str | None = None
-    reason_required: bool = False
+def _rule(sources, target, sps_status, timestamp_field=None, *, reason_required=False) -> Transition:
+    return Transition(
+        sources=sources,
+        target=target,
+        meta={
+            "sps_status": sps_status,
+            "timestamp_field": timestamp_field,
+            "reason_required": reason_required,
+        },
+    )
 
 
 # The procedure state machine: action -> allowed sources, target, SPS mirror.
 # "start" is allowed from scheduled as well as arrived: a modality may send MPPS IN PROGRESS
 # for a walk-in whose check-in the front desk has not yet recorded (IHE SWF case).
 TRANSITIONS: dict[str, Transition] = {
-    "arrive": Transition((S.SCHEDULED,), S.ARRIVED, SPSStatus.ARRIVED, "arrived_at"),
-    "start": Transition((S.SCHEDULED, S.ARRIVED), S.IN_PROGRESS, SPSStatus.STARTED, "started_at"),
-    "complete": Transition((S.IN_PROGRESS,), S.COMPLETED, SPSStatus.COMPLETED, "ended_at"),
-    "discontinue": Transition(
+    "arrive": _rule((S.SCHEDULED,), S.ARRIVED, SPSStatus.ARRIVED, "arrived_at"),
+    "start": _rule((S.SCHEDULED, S.ARRIVED), S.IN_PROGRESS, SPSStatus.STARTED, "started_at"),
+    "complete": _rule((S.IN_PROGRESS,), S.COMPLETED, SPSStatus.COMPLETED, "ended_at"),
+    "discontinue": _rule(
         (S.IN_PROGRESS,), S.DISCONTINUED, SPSStatus.DISCONTINUED, "ended_at", reason_required=True
     ),
-    "cancel": Transition(
-        (S.SCHEDULED, S.ARRIVED), S.CANCELLED, SPSStatus.CANCELED, None, reason_required=True
-    ),
-    "reschedule": Transition(
-        (S.SCHEDULED, S.ARRIVED), S.SCHEDULED, SPSStatus.SCHEDULED, None, reason_required=True
-    ),
+    "cancel": _rule((S.SCHEDULED, S.ARRIVED), S.CANCELLED, SPSStatus.CANCELED, reason_required=True),
+    "reschedule": _rule((S.SCHEDULED, S.ARRIVED), S.SCHEDULED, SPSStatus.SCHEDULED, reason_required=True),
 }
+PROCEDURE_LIFECYCLE = Lifecycle(model=RequestedProcedure, transitions=TRANSITIONS, name="procedure")
 
 ACTIVE_STATUSES = (S.SCHEDULED, S.ARRIVED, S.IN_PROGRESS)
 BOOKING_SPS_STATUSES = (SPSStatus.SCHEDULED, SPSStatus.ARRIVED, SPSStatus.STARTED)
 
 
 def allowed_actions(status: str) -> list[str]:
-    return [name for name, t in TRANSITIONS.items() if status in t.sources]
+    return PROCEDURE_LIFECYCLE.allowed_actions(status)
 
 
 def _send_transitioned(procedure_id: int, action: str, from_status: str, to_status: str) -> None:
@@ -99,34 +99,26 @@ def _transition(
     detail: dict | None = None,
     extra_updates: dict | None = None,
 ) -> RequestedProcedure:
-    rule = TRANSITIONS[action]
+    rule = PROCEDURE_LIFECYCLE.rule(action)
     reason = (reason or "").strip()
-    if rule.reason_required and not reason:
+    if rule.meta["reason_required"] and not reason:
         raise ApplicationError("A reason is required.", fields={"reason": ["This field is required."]})
     pk = procedure.pk if isinstance(procedure, RequestedProcedure) else int(procedure)
     now = at or timezone.now()
-    updates = {"status": rule.target, "updated_at": timezone.now()}
-    if rule.timestamp_field:
-        updates[rule.timestamp_field] = now
+    updates = {"updated_at": timezone.now()}
+    if rule.meta["timestamp_field"]:
+        updates[rule.meta["timestamp_field"]] = now
     if reason:
         updates["status_reason"] = reason[:255]
     updates.update(extra_updates or {})
     with transaction.atomic():
-        from_status = None
-        for candidate in rule.sources:
-            if RequestedProcedure.objects.filter(pk=pk, status=candidate).update(**updates):
-                from_status = candidate
-                break
-        if from_status is None:
-            current = RequestedProcedure.objects.filter(pk=pk).values_list("status", flat=True).first()
-            if current is None:
-                raise ApplicationError("No such procedure.")
-            raise InvalidTransition(
-                f"Cannot {action} a procedure that is {current}.",
-            )
+        try:
+            from_status = PROCEDURE_LIFECYCLE.advance(pk=pk, action=action, updates=updates)
+        except NotFound:
+            raise ApplicationError("No such procedure.") from None
         steps = ScheduledProcedureStep.objects.filter(requested_procedure_id=pk)
         if action != "reschedule":
-            steps.exclude(status__in=FINAL_SPS_STATUSES).update(status=rule.sps_status)
+            steps.exclude(status__in=FINAL_SPS_STATUSES).update(status=rule.meta["sps_status"])
         proc = RequestedProcedure.objects.select_related("order").get(pk=pk)
         ProcedureEvent.objects.create(
             requested_procedure_id=pk,
