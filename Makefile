@@ -6,18 +6,21 @@ BIN := $(VENV)/bin
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/ris
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/0
 
-.PHONY: run test venv venv-dev messages lint migrate-check services bench clean
+.PHONY: run test venv venv-dev messages lint migrate-check services bench clean lock audit
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 
-$(VENV)/.installed: requirements.txt | $(BIN)/python
-	$(BIN)/pip install -q -r requirements.txt
+# requirements*.txt: the top-level pins; requirements*.lock: the full trees with hashes (`make lock`).
+$(VENV)/.installed: requirements.lock | $(BIN)/python
+	bash scripts/check_lock.sh
+	$(BIN)/pip install -q --require-hashes -r requirements.lock
 	touch $@
 
-$(VENV)/.installed-dev: requirements.txt requirements-dev.txt | $(BIN)/python
-	$(BIN)/pip install -q -r requirements-dev.txt
+$(VENV)/.installed-dev: requirements.lock requirements-dev.lock | $(BIN)/python
+	bash scripts/check_lock.sh
+	$(BIN)/pip install -q --require-hashes -r requirements-dev.lock
 	touch $(VENV)/.installed $@
 
 venv: $(VENV)/.installed
@@ -43,6 +46,7 @@ test: venv-dev messages
 	bash scripts/ensure_services.sh
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	BIN=$(BIN) bash scripts/audit_dependencies.sh
 	DATABASE_URL=$(TEST_DATABASE_URL) $(BIN)/python manage.py makemigrations --check --dry-run -v0
 	DATABASE_URL=$(TEST_DATABASE_URL) RIS_TEST_REDIS_URL=$(TEST_REDIS_URL) \
 		$(BIN)/pytest $(PYTEST_ARGS)
@@ -57,6 +61,15 @@ bench: venv-dev
 	$(BIN)/python bench/mwl.py --sizes 10000,100000 --wlmscpfs-sizes 10000,100000 --runs 20
 	$(BIN)/python bench/ingest.py
 	$(BIN)/python -m bench.dashboard
+
+## make lock: re-resolve requirements*.txt into the hash-locked requirements*.lock (pip-tools).
+lock: venv-dev
+	$(BIN)/pip-compile -q --generate-hashes --allow-unsafe --strip-extras -o requirements.lock requirements.txt
+	$(BIN)/pip-compile -q --generate-hashes --allow-unsafe --strip-extras -o requirements-dev.lock requirements-dev.txt
+
+## make audit: known vulnerabilities in the locked set (pip-audit; skipped when offline).
+audit: venv-dev
+	BIN=$(BIN) bash scripts/audit_dependencies.sh
 
 clean:
 	rm -rf var/ris.sqlite3 var/storage var/staticfiles

@@ -88,13 +88,22 @@ _SURNAME_READINGS = {
 }
 
 
+def _without_reading(chars: str) -> str:
+    """Text pypinyin has no reading for: keep ASCII letters and digits, drop the rest.
+
+    A rare character (e.g. 兙) has no pinyin; kept as is it would put a non-ASCII character into
+    the alphabetic PN group, which ASCII-only consoles and ISO_IR 100 cannot show.
+    """
+    return "".join(c for c in chars if c.isascii() and c.isalnum())
+
+
 def to_pinyin(text: str, *, surname: bool = False) -> str:
     """Romanise Han characters; each syllable capitalised, no tone marks, no spaces."""
     if not text:
         return ""
     if surname and text in _SURNAME_READINGS:
         return _SURNAME_READINGS[text]
-    syllables = lazy_pinyin(text, style=Style.NORMAL, errors="default", v_to_u=False)
+    syllables = lazy_pinyin(text, style=Style.NORMAL, errors=_without_reading, v_to_u=False)
     return "".join(s[:1].upper() + s[1:] for s in syllables if s.strip())
 
 
