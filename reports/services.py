@@ -1,10 +1,12 @@
 """Writes for reports: claim, draft, submit, review, sign, return, addendum, release,
 critical results and peer review.
 
-Every status change is one conditional UPDATE (``filter(pk=…, status=…).update(…)``; zero
-rows → InvalidTransition/Conflict), one ReportEvent, one audit event, side effects after
-commit. Signed text is never updated: the final text is an insert-only ReportVersion bound to
-a Signature by the sha256 of its canonical content; corrections are signed Addenda.
+The report lifecycle is a declared table (``REPORT_TRANSITIONS``) performed by one guarded
+mutator (``_transition``): a conditional UPDATE through :mod:`ris.lifecycle` (zero rows →
+the caller's InvalidTransition/Conflict), one ReportEvent, one audit event, the
+``report_transitioned`` signal after commit. Signed text is never updated: the final text
+is an insert-only ReportVersion bound to a Signature by the sha256 of its canonical content;
+corrections are signed Addenda.
 """
 
 from __future__ import annotations
@@ -14,8 +16,10 @@ import json
 import logging
 import random
 import secrets
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from functools import partial
+from typing import Any, NoReturn
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -28,6 +32,7 @@ from django.utils.translation import gettext as _
 from audit.models import Outcome
 from audit.services import audit_record
 from ris.errors import ApplicationError, Conflict, InvalidTransition, NotFound
+from ris.lifecycle import Lifecycle, Transition
 from ris.roles import Role, has_permission
 from scheduling.models import ProcedureStatus, RequestedProcedure
 
@@ -56,6 +61,22 @@ logger = logging.getLogger(__name__)
 
 S = ReportStatus
 A = ReportEvent.Action
+
+
+def _rule(sources, target, event: str, audit: str) -> Transition:
+    # ``event`` is the ReportEvent action and the report_transitioned signal's action.
+    return Transition(sources=sources, target=target, meta={"event": event, "audit": audit})
+
+
+# The report state machine (DESIGN.md §3): action -> allowed sources, target, event, audit.
+# Claim, save, review edit, release and critical results keep the status (no entry here).
+REPORT_TRANSITIONS: dict[str, Transition] = {
+    "submit": _rule((S.DRAFT,), S.PRELIMINARY, A.SUBMITTED, "report.submit"),
+    "return": _rule((S.PRELIMINARY,), S.DRAFT, A.RETURNED, "report.return"),
+    "sign": _rule((S.PRELIMINARY,), S.FINAL, A.SIGNED, "report.sign"),
+    "addendum": _rule(SIGNED_STATUSES, S.AMENDED, A.ADDENDUM, "report.addendum"),
+}
+REPORT_LIFECYCLE = Lifecycle(model=Report, transitions=REPORT_TRANSITIONS, name="report")
 
 # Procedures that can be reported: the exam ended, or images are there.
 READABLE_PROCEDURE_STATUSES = (
@@ -187,6 +208,46 @@ def _audit(action: str, report: Report, actor, request=None, *, outcome=Outcome.
         outcome=outcome,
         detail=detail,
     )
+
+
+def _transition(
+    report: Report,
+    action: str,
+    *,
+    actor,
+    at: datetime,
+    updates: dict[str, Any],
+    refused: Callable[[], NoReturn],
+    record: Callable[[str], tuple[dict, dict | None]] | None = None,
+    filters: dict[str, Any] | None = None,
+    where: Q | None = None,
+    request=None,
+) -> str:
+    """The one guarded mutator of the report lifecycle; call it inside ``transaction.atomic()``.
+
+    One conditional UPDATE per allowed source (``REPORT_LIFECYCLE.advance``) writing the target
+    status, ``updates``, a revision bump and ``updated_at``; when no row matches, ``refused()``
+    raises the caller's own error. Then ``record(source)`` writes what the transition creates
+    (version snapshot, signature, addendum) and returns the event and audit details; then the
+    ReportEvent, the audit record and the ``report_transitioned`` signal on commit. Returns
+    the source status.
+    """
+    if not transaction.get_connection().in_atomic_block:
+        raise RuntimeError("report transitions run inside transaction.atomic()")
+    rule = REPORT_LIFECYCLE.rule(action)
+    values = {**updates, "revision": F("revision") + 1, "updated_at": at}
+    try:
+        source = REPORT_LIFECYCLE.advance(
+            pk=report.pk, action=action, updates=values, filters=filters, where=where
+        )
+    except (InvalidTransition, NotFound):
+        refused()
+    detail, audit_detail = record(source) if record else ({}, None)
+    event = rule.meta["event"]
+    _event(report, event, actor, from_status=source, to_status=rule.target, at=at, detail=detail)
+    _audit(rule.meta["audit"], report, actor, request, detail=audit_detail)
+    transaction.on_commit(partial(_send, signals.report_transitioned, report.pk, str(event), rule.target))
+    return source
 
 
 def _require(actor, action: str, *, report: Report | None = None, request=None) -> None:
@@ -426,7 +487,7 @@ def report_save_draft(
     return report
 
 
-def _raise_write_conflict(pk: int, actor, expected_revision, status) -> None:
+def _raise_write_conflict(pk: int, actor, expected_revision, status) -> NoReturn:
     current = Report.objects.select_related("locked_by").filter(pk=pk).first()
     if current is None:
         raise NotFound(_("No such report."))
@@ -469,20 +530,11 @@ def report_submit(
             fields={"impression": [_("Required to submit.")]},
         )
     now = timezone.now()
-    with transaction.atomic():
-        qs = Report.objects.filter(pk=report.pk, status=S.DRAFT).filter(_lock_free_or_mine(actor, now))
-        if expected_revision is not None:
-            qs = qs.filter(revision=expected_revision)
-        if not qs.update(
-            status=S.PRELIMINARY,
-            submitted_at=now,
-            author=actor,
-            locked_by=None,
-            locked_until=None,
-            revision=F("revision") + 1,
-            updated_at=now,
-        ):
-            _raise_write_conflict(report.pk, actor, expected_revision, S.DRAFT)
+
+    def refused() -> NoReturn:
+        _raise_write_conflict(report.pk, actor, expected_revision, S.DRAFT)
+
+    def record(source: str) -> tuple[dict, dict | None]:
         version = _snapshot(
             report,
             kind=VersionKind.PRELIMINARY,
@@ -491,18 +543,20 @@ def report_submit(
             author=actor,
             at=now,
         )
-        _event(
+        return {"version": version.number}, {"version": version.number}
+
+    with transaction.atomic():
+        _transition(
             report,
-            A.SUBMITTED,
-            actor,
-            from_status=S.DRAFT,
-            to_status=S.PRELIMINARY,
+            "submit",
+            actor=actor,
             at=now,
-            detail={"version": version.number},
-        )
-        _audit("report.submit", report, actor, request, detail={"version": version.number})
-        transaction.on_commit(
-            partial(_send, signals.report_transitioned, report.pk, "submitted", S.PRELIMINARY)
+            updates={"submitted_at": now, "author": actor, "locked_by": None, "locked_until": None},
+            filters={"revision": expected_revision} if expected_revision is not None else None,
+            where=_lock_free_or_mine(actor, now),
+            refused=refused,
+            record=record,
+            request=request,
         )
     report.refresh_from_db()
     return report
@@ -557,30 +611,24 @@ def report_return(*, report, actor, comment: str, request=None) -> Report:
             _("Say why the report is returned."), fields={"comment": [_("This field is required.")]}
         )
     now = timezone.now()
-    with transaction.atomic():
-        if not Report.objects.filter(pk=report.pk, status=S.PRELIMINARY).update(
-            status=S.DRAFT,
-            returned_at=now,
-            returned_by=actor,
-            return_comment=comment,
-            revision=F("revision") + 1,
-            updated_at=now,
-        ):
-            raise InvalidTransition(
-                _("Only a preliminary report can be returned (it is %(status)s).")
-                % {"status": _status(report.pk)}
-            )
-        _event(
-            report,
-            A.RETURNED,
-            actor,
-            from_status=S.PRELIMINARY,
-            to_status=S.DRAFT,
-            at=now,
-            detail={"comment": comment},
+
+    def refused() -> NoReturn:
+        raise InvalidTransition(
+            _("Only a preliminary report can be returned (it is %(status)s).")
+            % {"status": _status(report.pk)}
         )
-        _audit("report.return", report, actor, request)
-        transaction.on_commit(partial(_send, signals.report_transitioned, report.pk, "returned", S.DRAFT))
+
+    with transaction.atomic():
+        _transition(
+            report,
+            "return",
+            actor=actor,
+            at=now,
+            updates={"returned_at": now, "returned_by": actor, "return_comment": comment},
+            refused=refused,
+            record=lambda source: ({"comment": comment}, None),
+            request=request,
+        )
     report.refresh_from_db()
     return report
 
@@ -612,57 +660,57 @@ def report_sign(
             "requested_procedure__order", "requested_procedure__procedure_type"
         ).get(pk=report.pk)
         revision = report.revision if expected_revision is None else expected_revision
-        code = _new_verification_code()
-        if not Report.objects.filter(pk=report.pk, status=S.PRELIMINARY, revision=revision).update(
-            status=S.FINAL,
-            signed_by=actor,
-            signed_at=now,
-            verification_code=code,
-            search_text=_search_text(report, report.findings, report.impression, []),
-            locked_by=None,
-            locked_until=None,
-            revision=F("revision") + 1,
-            updated_at=now,
-        ):
+        signed: list[Signature] = []
+
+        def refused() -> NoReturn:
             current = _status(report.pk)
             if current != S.PRELIMINARY:
                 raise InvalidTransition(_("The report is already %(status)s.") % {"status": current})
             raise Conflict(_("The report was changed meanwhile; review the latest text before signing."))
-        version = _snapshot(
+
+        def record(source: str) -> tuple[dict, dict | None]:
+            version = _snapshot(
+                report,
+                kind=VersionKind.FINAL,
+                findings=report.findings,
+                impression=report.impression,
+                author=actor,
+                at=now,
+            )
+            signed.append(
+                Signature.objects.create(
+                    report=report,
+                    version=version,
+                    signer=actor,
+                    printed_name=printed_name(actor),
+                    meaning=SignatureMeaning.APPROVED,
+                    signed_at=now,
+                    content_hash=version.content_hash,
+                )
+            )
+            detail = {"version": version.number, "sha256": version.content_hash}
+            return detail, detail
+
+        _transition(
             report,
-            kind=VersionKind.FINAL,
-            findings=report.findings,
-            impression=report.impression,
-            author=actor,
+            "sign",
+            actor=actor,
             at=now,
+            updates={
+                "signed_by": actor,
+                "signed_at": now,
+                "verification_code": _new_verification_code(),
+                "search_text": _search_text(report, report.findings, report.impression, []),
+                "locked_by": None,
+                "locked_until": None,
+            },
+            filters={"revision": revision},
+            refused=refused,
+            record=record,
+            request=request,
         )
-        signature = Signature.objects.create(
-            report=report,
-            version=version,
-            signer=actor,
-            printed_name=printed_name(actor),
-            meaning=SignatureMeaning.APPROVED,
-            signed_at=now,
-            content_hash=version.content_hash,
-        )
-        _event(
-            report,
-            A.SIGNED,
-            actor,
-            from_status=S.PRELIMINARY,
-            to_status=S.FINAL,
-            at=now,
-            detail={"version": version.number, "sha256": version.content_hash},
-        )
-        _audit(
-            "report.sign",
-            report,
-            actor,
-            request,
-            detail={"version": version.number, "sha256": version.content_hash},
-        )
-        transaction.on_commit(partial(_send, signals.report_transitioned, report.pk, "signed", S.FINAL))
-    logger.info("report %s signed (version %s)", report.pk, version.number)
+    signature = signed[0]
+    logger.info("report %s signed (version %s)", report.pk, signature.version.number)
     return signature
 
 
@@ -691,43 +739,46 @@ def report_add_addendum(*, report, actor, text: str, password: str | None, reque
             Addendum.objects.filter(report=report).order_by("number").values_list("text", flat=True)
         )
         number = len(existing) + 1
-        if not Report.objects.filter(pk=report.pk, status__in=SIGNED_STATUSES).update(
-            status=S.AMENDED,
-            amended_at=now,
-            search_text=_search_text(report, report.findings, report.impression, [*existing, text]),
-            revision=F("revision") + 1,
-            updated_at=now,
-        ):
+        added: list[Addendum] = []
+
+        def refused() -> NoReturn:
             raise Conflict(_("Another addendum was signed meanwhile; reload and try again."))
-        addendum = Addendum.objects.create(
-            report=report,
-            number=number,
-            text=text,
-            author=actor,
-            created_at=now,
-            content_hash=sha256(canonical_addendum(report=report, number=number, text=text)),
-        )
-        Signature.objects.create(
-            report=report,
-            addendum=addendum,
-            signer=actor,
-            printed_name=printed_name(actor),
-            meaning=SignatureMeaning.APPROVED,
-            signed_at=now,
-            content_hash=addendum.content_hash,
-        )
-        _event(
+
+        def record(source: str) -> tuple[dict, dict | None]:
+            addendum = Addendum.objects.create(
+                report=report,
+                number=number,
+                text=text,
+                author=actor,
+                created_at=now,
+                content_hash=sha256(canonical_addendum(report=report, number=number, text=text)),
+            )
+            Signature.objects.create(
+                report=report,
+                addendum=addendum,
+                signer=actor,
+                printed_name=printed_name(actor),
+                meaning=SignatureMeaning.APPROVED,
+                signed_at=now,
+                content_hash=addendum.content_hash,
+            )
+            added.append(addendum)
+            return {"addendum": number, "sha256": addendum.content_hash}, {"addendum": number}
+
+        _transition(
             report,
-            A.ADDENDUM,
-            actor,
-            from_status=report.status,
-            to_status=S.AMENDED,
+            "addendum",
+            actor=actor,
             at=now,
-            detail={"addendum": number, "sha256": addendum.content_hash},
+            updates={
+                "amended_at": now,
+                "search_text": _search_text(report, report.findings, report.impression, [*existing, text]),
+            },
+            refused=refused,
+            record=record,
+            request=request,
         )
-        _audit("report.addendum", report, actor, request, detail={"addendum": number})
-        transaction.on_commit(partial(_send, signals.report_transitioned, report.pk, "addendum", S.AMENDED))
-    return addendum
+    return added[0]
 
 
 def _send(signal, report_id: int, action: str, to_status: str) -> None:

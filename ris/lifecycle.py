@@ -95,13 +95,14 @@ class Lifecycle:
         action: str,
         updates: Mapping[str, Any] | None = None,
         filters: Mapping[str, Any] | None = None,
+        where: models.Q | None = None,
         sources: Iterable[str] | None = None,
     ) -> str:
         """Perform ``action`` on row ``pk``: one conditional UPDATE per allowed source status.
 
         Returns the source status the row was in. ``updates`` are written together with the
-        target status; ``filters`` add conditions (e.g. a lease or an owner) to every UPDATE;
-        ``sources`` narrows the declared sources. Raises :class:`NotFound` when there is no
+        target status; ``filters`` add conditions (e.g. a lease or an owner) to every UPDATE,
+        and so does ``where`` when a condition needs a ``Q`` (an OR of lock states); ``sources`` narrows the declared sources. Raises :class:`NotFound` when there is no
         such row and :class:`InvalidTransition` when the row is in another status (or fails
         ``filters``). Call it inside ``transaction.atomic()`` together with the event row.
         """
@@ -113,7 +114,8 @@ class Lifecycle:
             if candidate not in rule.sources:
                 raise ValueError(f"{self.label}: {candidate!r} is not a source of {action!r}")
             query = {"pk": pk, self.status_field: candidate, **(filters or {})}
-            if manager.filter(**query).update(**values):
+            rows = manager.filter(where, **query) if where is not None else manager.filter(**query)
+            if rows.update(**values):
                 return candidate
         current = manager.filter(pk=pk).values_list(self.status_field, flat=True).first()
         if current is None:

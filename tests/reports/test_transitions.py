@@ -10,7 +10,7 @@ from django.db import connection
 
 from audit.models import AuditEvent
 from reports import services
-from reports.models import Addendum, Report, ReportEvent, ReportVersion, Signature, VersionKind
+from reports.models import Addendum, Report, ReportEvent, ReportStatus, ReportVersion, Signature, VersionKind
 from ris.errors import ApplicationError, Conflict, InvalidTransition
 
 from .conftest import PASSWORD
@@ -431,3 +431,13 @@ def test_an_expired_claim_can_be_taken_and_saving_renews_it(make_exam, users):
     with pytest.raises(Conflict):
         services.report_save_draft(report=report, actor=users["radiologist"], findings="late", impression="x")
     assert Report.objects.get(pk=report.pk).findings == "a"
+
+
+def test_the_report_lifecycle_is_one_declared_table():
+    """Every report status change is declared in REPORT_TRANSITIONS (ris.lifecycle)."""
+    lifecycle = services.REPORT_LIFECYCLE
+    assert lifecycle.statuses() == set(ReportStatus.values)
+    assert lifecycle.allowed_actions(ReportStatus.DRAFT) == ["submit"]
+    assert lifecycle.allowed_actions(ReportStatus.PRELIMINARY) == ["return", "sign"]
+    assert lifecycle.allowed_actions(ReportStatus.FINAL) == ["addendum"]
+    assert lifecycle.allowed_actions(ReportStatus.AMENDED) == ["addendum"]

@@ -72,3 +72,14 @@ def test_filters_guard_every_update():
 def test_the_procedure_table_is_declared_once():
     assert PROCEDURE_LIFECYCLE.transitions is TRANSITIONS
     assert PROCEDURE_LIFECYCLE.allowed_actions(S.SCHEDULED) == ["arrive", "start", "cancel", "reschedule"]
+
+
+def test_advance_takes_a_q_condition():
+    from django.db.models import Q
+
+    proc = _procedure(S.SCHEDULED, status_reason="a")
+    with pytest.raises(InvalidTransition):
+        TOY.advance(pk=proc.pk, action="go", where=Q(status_reason="b") | Q(status_reason="c"))
+    assert (
+        TOY.advance(pk=proc.pk, action="go", where=Q(status_reason="b") | Q(status_reason="a")) == S.SCHEDULED
+    )
