@@ -12,6 +12,7 @@ from audit.services import audit_record
 from ris.errors import ApplicationError, Conflict
 from ris.identifiers import new_mrn
 
+from . import signals
 from .models import Patient
 from .names import has_han, romanise_name, split_chinese_name
 
@@ -148,8 +149,6 @@ def patient_merge(*, source: Patient, target: Patient, actor, request=None) -> P
     Orders move to the target; the source row remains, pointing at the target, so every
     past reference and audit event stays resolvable.
     """
-    from scheduling.models import Order
-
     if source.pk == target.pk:
         raise ApplicationError("A patient cannot be merged into itself.")
     updated = Patient.objects.filter(pk=source.pk, merged_into__isnull=True).update(merged_into=target)
@@ -157,7 +156,13 @@ def patient_merge(*, source: Patient, target: Patient, actor, request=None) -> P
         raise Conflict("This patient has already been merged.")
     if target.merged_into_id:
         raise ApplicationError("The target patient has itself been merged.")
-    moved = Order.objects.filter(patient=source).update(patient=target)
+    # The owners of patient-linked rows move them (scheduling: the orders), see signals.py.
+    moved: dict[str, int] = {"orders_moved": 0}
+    for _receiver, counts in signals.patient_merging.send(
+        sender=Patient, source_patient_id=source.pk, target_patient_id=target.pk
+    ):
+        for name, count in (counts or {}).items():
+            moved[name] = moved.get(name, 0) + count
     audit_record(
         action="patient.merge",
         actor=actor,
@@ -165,7 +170,7 @@ def patient_merge(*, source: Patient, target: Patient, actor, request=None) -> P
         object_type="patient",
         object_id=source.pk,
         patient_id=target.pk,
-        detail={"source": source.pk, "target": target.pk, "orders_moved": moved},
+        detail={"source": source.pk, "target": target.pk, **moved},
     )
     source.refresh_from_db()
     return target

@@ -7,7 +7,49 @@ from audit.services import audit_record
 from ris.admin import RoleAdminMixin
 
 from .models import Order, ProcedureType, RequestedProcedure, Station, StationDowntime
-from .services import station_add_downtime
+from .services import (
+    PROCEDURE_TYPE_FIELDS,
+    STATION_FIELDS,
+    procedure_type_create,
+    procedure_type_update,
+    station_add_downtime,
+    station_create,
+    station_delete_downtime,
+    station_update,
+    station_update_downtime,
+)
+
+
+def _saved_by_service(obj, created) -> None:
+    """The admin goes on (log entry, inlines) with the row the service wrote."""
+    obj.pk = created.pk
+    obj._state.adding = False
+    obj._state.db = created._state.db
+
+
+def _changed(obj, form, allowed) -> dict:
+    return {name: getattr(obj, name) for name in form.changed_data if name in allowed}
+
+
+def _downtime_add(request, obj) -> None:
+    # New downtime goes through the service (validation and audit), like the calendar page.
+    created = station_add_downtime(
+        station=obj.station, start=obj.start, end=obj.end, reason=obj.reason, actor=request.user
+    )
+    _saved_by_service(obj, created)
+    obj.created_by = created.created_by
+
+
+def _downtime_change(request, obj) -> None:
+    station_update_downtime(
+        downtime=obj.pk,
+        station=obj.station,
+        start=obj.start,
+        end=obj.end,
+        reason=obj.reason,
+        actor=request.user,
+        request=request,
+    )
 
 
 class StationDowntimeInline(RoleAdminMixin, admin.TabularInline):
@@ -36,6 +78,27 @@ class StationAdmin(RoleAdminMixin, admin.ModelAdmin):
     list_editable = ("active",)
     inlines = [StationDowntimeInline]
 
+    def save_model(self, request, obj, form, change):
+        if change:
+            station_update(
+                station=obj.pk, actor=request.user, request=request, **_changed(obj, form, STATION_FIELDS)
+            )
+        else:
+            fields = {name: getattr(obj, name) for name in STATION_FIELDS}
+            _saved_by_service(obj, station_create(actor=request.user, request=request, **fields))
+
+    def save_formset(self, request, form, formset, change):
+        if formset.model is not StationDowntime:  # pragma: no cover - the only inline
+            return super().save_formset(request, form, formset, change)
+        formset.save(commit=False)
+        for obj in formset.deleted_objects:
+            station_delete_downtime(downtime=obj.pk, actor=request.user, request=request)
+        for obj, _fields in formset.changed_objects:
+            _downtime_change(request, obj)
+        for obj in formset.new_objects:
+            _downtime_add(request, obj)
+        return None
+
 
 @admin.register(StationDowntime)
 class StationDowntimeAdmin(RoleAdminMixin, admin.ModelAdmin):
@@ -46,13 +109,16 @@ class StationDowntimeAdmin(RoleAdminMixin, admin.ModelAdmin):
 
     def save_model(self, request, obj, form, change):
         if change:
-            super().save_model(request, obj, form, change)
-            return
-        # New downtime goes through the service (validation and audit), like the calendar page.
-        created = station_add_downtime(
-            station=obj.station, start=obj.start, end=obj.end, reason=obj.reason, actor=request.user
-        )
-        obj.pk, obj.created_by = created.pk, created.created_by
+            _downtime_change(request, obj)
+        else:
+            _downtime_add(request, obj)
+
+    def delete_model(self, request, obj):
+        station_delete_downtime(downtime=obj.pk, actor=request.user, request=request)
+
+    def delete_queryset(self, request, queryset):
+        for pk in queryset.values_list("pk", flat=True):
+            station_delete_downtime(downtime=pk, actor=request.user, request=request)
 
 
 @admin.register(ProcedureType)
@@ -69,6 +135,18 @@ class ProcedureTypeAdmin(RoleAdminMixin, admin.ModelAdmin):
     list_filter = ("modality", "body_part", "active")
     search_fields = ("code_value", "code_meaning")
     list_editable = ("active",)
+
+    def save_model(self, request, obj, form, change):
+        if change:
+            procedure_type_update(
+                procedure_type=obj.pk,
+                actor=request.user,
+                request=request,
+                **_changed(obj, form, PROCEDURE_TYPE_FIELDS),
+            )
+        else:
+            fields = {name: getattr(obj, name) for name in PROCEDURE_TYPE_FIELDS}
+            _saved_by_service(obj, procedure_type_create(actor=request.user, request=request, **fields))
 
 
 class RequestedProcedureInline(RoleAdminMixin, admin.TabularInline):

@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from functools import partial
 
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -419,6 +419,160 @@ def _full_clean(obj, *, exclude) -> None:
         raise ApplicationError("Invalid input.", fields=exc.message_dict) from exc
 
 
+# ---------------------------------------------------------------------------------------
+# Stations and the procedure catalog (configuration: audited, validated, one writer)
+
+STATION_FIELDS = frozenset(
+    {
+        "ae_title",
+        "name",
+        "modality",
+        "room",
+        "host",
+        "charset_profile",
+        "worklist_scope",
+        "work_start",
+        "work_end",
+        "slot_minutes",
+        "active",
+    }
+)
+PROCEDURE_TYPE_FIELDS = frozenset(
+    {
+        "code_value",
+        "coding_scheme",
+        "code_meaning",
+        "modality",
+        "body_part",
+        "duration_minutes",
+        "preparation",
+        "active",
+    }
+)
+
+
+def _check_fields(fields: dict, allowed: frozenset[str], what: str) -> None:
+    unknown = sorted(set(fields) - allowed)
+    if unknown:
+        raise ApplicationError(f"Unknown {what} field(s): {', '.join(unknown)}.")
+
+
+def _audit_detail(changes: dict, detail: dict | None) -> dict:
+    return {**({"fields": sorted(changes)} if changes else {}), **(detail or {})}
+
+
+def _save_config(obj, *, create: bool, unique: str) -> None:
+    _full_clean(obj, exclude=[])
+    try:
+        with transaction.atomic():
+            obj.save(force_insert=create)
+    except IntegrityError as exc:
+        raise Conflict(f"{unique} already in use.") from exc
+
+
+@transaction.atomic
+def station_create(*, actor=None, request=None, detail: dict | None = None, **fields) -> Station:
+    """Add a station (a bookable modality and DICOM peer). ``detail`` goes to the audit record."""
+    _check_fields(fields, STATION_FIELDS, "station")
+    station = Station(**fields)
+    if Station.objects.filter(ae_title=station.ae_title).exists():
+        raise Conflict("AE title already in use.", fields={"ae_title": ["Duplicate."]})
+    _save_config(station, create=True, unique="AE title")
+    audit_record(
+        action="station.create",
+        actor=actor,
+        request=request,
+        object_type="station",
+        object_id=station.pk,
+        detail=detail,
+    )
+    return station
+
+
+@transaction.atomic
+def station_update(*, station: Station | int, actor=None, request=None, **fields) -> Station:
+    """Change a station's settings; switching ``active`` off is audited as a deactivation."""
+    _check_fields(fields, STATION_FIELDS, "station")
+    pk = station.pk if isinstance(station, Station) else int(station)
+    obj = Station.objects.select_for_update().filter(pk=pk).first()
+    if obj is None:
+        raise NotFound("No such station.")
+    changes = {name: value for name, value in fields.items() if getattr(obj, name) != value}
+    if not changes:
+        return obj
+    if "ae_title" in changes and Station.objects.filter(ae_title=changes["ae_title"]).exclude(pk=pk).exists():
+        raise Conflict("AE title already in use.", fields={"ae_title": ["Duplicate."]})
+    for name, value in changes.items():
+        setattr(obj, name, value)
+    _save_config(obj, create=False, unique="AE title")
+    action = "station.deactivate" if changes.get("active") is False else "station.update"
+    audit_record(
+        action=action,
+        actor=actor,
+        request=request,
+        object_type="station",
+        object_id=obj.pk,
+        detail=_audit_detail(changes, None),
+    )
+    return obj
+
+
+def station_deactivate(*, station: Station | int, actor=None, request=None) -> Station:
+    """Stop offering a station for booking and the worklist (its history stays)."""
+    return station_update(station=station, active=False, actor=actor, request=request)
+
+
+@transaction.atomic
+def procedure_type_create(*, actor=None, request=None, detail: dict | None = None, **fields) -> ProcedureType:
+    """Add a procedure to the catalog. ``detail`` goes to the audit record."""
+    _check_fields(fields, PROCEDURE_TYPE_FIELDS, "procedure type")
+    ptype = ProcedureType(**fields)
+    if ProcedureType.objects.filter(coding_scheme=ptype.coding_scheme, code_value=ptype.code_value).exists():
+        raise Conflict("This code is already in the catalog.", fields={"code_value": ["Duplicate."]})
+    _save_config(ptype, create=True, unique="Code")
+    audit_record(
+        action="catalog.create",
+        actor=actor,
+        request=request,
+        object_type="procedure_type",
+        object_id=ptype.pk,
+        detail=detail,
+    )
+    return ptype
+
+
+@transaction.atomic
+def procedure_type_update(
+    *, procedure_type: ProcedureType | int, actor=None, request=None, **fields
+) -> ProcedureType:
+    _check_fields(fields, PROCEDURE_TYPE_FIELDS, "procedure type")
+    pk = procedure_type.pk if isinstance(procedure_type, ProcedureType) else int(procedure_type)
+    obj = ProcedureType.objects.select_for_update().filter(pk=pk).first()
+    if obj is None:
+        raise NotFound("No such procedure type.")
+    changes = {name: value for name, value in fields.items() if getattr(obj, name) != value}
+    if not changes:
+        return obj
+    for name, value in changes.items():
+        setattr(obj, name, value)
+    if (
+        ProcedureType.objects.filter(coding_scheme=obj.coding_scheme, code_value=obj.code_value)
+        .exclude(pk=pk)
+        .exists()
+    ):
+        raise Conflict("This code is already in the catalog.", fields={"code_value": ["Duplicate."]})
+    _save_config(obj, create=False, unique="Code")
+    audit_record(
+        action="catalog.update",
+        actor=actor,
+        request=request,
+        object_type="procedure_type",
+        object_id=obj.pk,
+        detail=_audit_detail(changes, None),
+    )
+    return obj
+
+
 @transaction.atomic
 def station_add_downtime(
     *, station: Station, start: datetime, end: datetime, reason: str, actor=None
@@ -468,6 +622,70 @@ def station_end_downtime(
         detail={"downtime": pk, "start": obj.start.isoformat(), "end": obj.end.isoformat()},
     )
     return obj
+
+
+@transaction.atomic
+def station_update_downtime(
+    *,
+    downtime: StationDowntime | int,
+    start: datetime,
+    end: datetime,
+    reason: str,
+    station: Station | None = None,
+    actor=None,
+    request=None,
+) -> StationDowntime:
+    """Correct a recorded downtime (the admin's change form)."""
+    if end <= start:
+        raise ApplicationError("Downtime must end after it starts.", fields={"end": ["Before start."]})
+    pk = downtime.pk if isinstance(downtime, StationDowntime) else int(downtime)
+    obj = StationDowntime.objects.select_for_update().filter(pk=pk).first()
+    if obj is None:
+        raise ApplicationError("No such downtime.")
+    if station is not None:
+        obj.station = station
+    obj.start, obj.end, obj.reason = start, end, reason
+    StationDowntime.objects.filter(pk=pk).update(station=obj.station, start=start, end=end, reason=reason)
+    audit_record(
+        action="station.downtime_update",
+        actor=actor,
+        request=request,
+        object_type="station",
+        object_id=obj.station_id,
+        detail={"downtime": pk, "start": start.isoformat(), "end": end.isoformat()},
+    )
+    return obj
+
+
+@transaction.atomic
+def station_delete_downtime(*, downtime: StationDowntime | int, actor=None, request=None) -> None:
+    """Remove a downtime recorded by mistake (its slots become bookable again)."""
+    pk = downtime.pk if isinstance(downtime, StationDowntime) else int(downtime)
+    obj = StationDowntime.objects.select_for_update().filter(pk=pk).first()
+    if obj is None:
+        raise ApplicationError("No such downtime.")
+    StationDowntime.objects.filter(pk=pk).delete()
+    audit_record(
+        action="station.downtime_delete",
+        actor=actor,
+        request=request,
+        object_type="station",
+        object_id=obj.station_id,
+        detail={"downtime": pk, "start": obj.start.isoformat(), "end": obj.end.isoformat()},
+    )
+
+
+# ---------------------------------------------------------------------------------------
+# Patients merged (registration asks through its patient_merging signal)
+
+
+def orders_move_patient(*, source_patient_id: int, target_patient_id: int) -> int:
+    """Move every order of a merged registration to the surviving patient; returns the count.
+
+    Called inside registration's merge transaction (see ``scheduling.apps``); the merge's
+    audit record counts the orders moved.
+    """
+    return Order.objects.filter(patient_id=source_patient_id).update(patient_id=target_patient_id)
 
 
 # ---------------------------------------------------------------------------------------

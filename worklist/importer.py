@@ -36,7 +36,7 @@ from registration.services import patient_register, patient_update
 from ris.errors import ApplicationError
 from ris.vr import validate_ae, validate_cs, validate_lo, validate_sh, validate_ui
 from scheduling.models import CharsetProfile, Modality, Priority, ProcedureType, Station
-from scheduling.services import order_create
+from scheduling.services import order_create, procedure_type_create, station_create
 
 from .models import ScheduledStationAlternate
 
@@ -321,26 +321,18 @@ def _station(entry: WorklistEntry, ae: str, *, create: bool, actor, first: bool)
         return None
     modality = entry.modality if entry.modality in Modality.values else Modality.OT
     name = (entry.station_name if first and entry.station_name else ae)[:16]
-    station = Station(
-        ae_title=ae,
-        name=name,
-        modality=modality,
-        room=(entry.location if first else "")[:16],
-        charset_profile=_CHARSET_PROFILE.get(entry.charset, CharsetProfile.UTF8),
-    )
     try:
-        station.full_clean(validate_unique=False, validate_constraints=False)
-    except ValidationError as exc:
-        raise WorklistFileError(f"station {ae} cannot be created: {exc.messages[0]}") from exc
-    station.save(force_insert=True)
-    audit_record(
-        action="station.create",
-        actor=actor,
-        object_type="station",
-        object_id=station.pk,
-        detail={"import": True},
-    )
-    return station
+        return station_create(
+            ae_title=ae,
+            name=name,
+            modality=modality,
+            room=(entry.location if first else "")[:16],
+            charset_profile=_CHARSET_PROFILE.get(entry.charset, CharsetProfile.UTF8),
+            actor=actor,
+            detail={"import": True},
+        )
+    except ApplicationError as exc:
+        raise WorklistFileError(f"station {ae} cannot be created: {_first_message(exc)}") from exc
 
 
 def _procedure_type(entry: WorklistEntry, *, actor) -> ProcedureType:
@@ -355,25 +347,25 @@ def _procedure_type(entry: WorklistEntry, *, actor) -> ProcedureType:
     ptype = ProcedureType.objects.filter(coding_scheme=scheme, code_value=value).first()
     if ptype is not None:
         return ptype
-    ptype = ProcedureType(
-        code_value=value,
-        coding_scheme=scheme,
-        code_meaning=(meaning or entry.procedure_description or value)[:64],
-        modality=entry.modality if entry.modality in Modality.values else Modality.OT,
-    )
     try:
-        ptype.full_clean(validate_unique=False, validate_constraints=False)
-    except ValidationError as exc:
-        raise WorklistFileError(f"procedure code {value!r} cannot be added: {exc.messages[0]}") from exc
-    ptype.save(force_insert=True)
-    audit_record(
-        action="catalog.create",
-        actor=actor,
-        object_type="procedure_type",
-        object_id=ptype.pk,
-        detail={"import": True},
-    )
-    return ptype
+        return procedure_type_create(
+            code_value=value,
+            coding_scheme=scheme,
+            code_meaning=(meaning or entry.procedure_description or value)[:64],
+            modality=entry.modality if entry.modality in Modality.values else Modality.OT,
+            actor=actor,
+            detail={"import": True},
+        )
+    except ApplicationError as exc:
+        raise WorklistFileError(f"procedure code {value!r} cannot be added: {_first_message(exc)}") from exc
+
+
+def _first_message(exc: ApplicationError) -> str:
+    """The first field error (as ValidationError.messages[0] would give), else the message."""
+    for errors in (exc.fields or {}).values():
+        if errors:
+            return str(errors[0])
+    return str(exc.message)
 
 
 def _patient(entry: WorklistEntry, *, actor) -> tuple[Patient, bool]:

@@ -44,6 +44,19 @@ class StationViewSet(viewsets.ModelViewSet):
     queryset = Station.objects.all()
     filterset_fields = ["modality", "active", "ae_title"]
 
+    def perform_create(self, serializer):
+        serializer.instance = services.station_create(
+            actor=self.request.user, request=self.request, **serializer.validated_data
+        )
+
+    def perform_update(self, serializer):
+        serializer.instance = services.station_update(
+            station=serializer.instance,
+            actor=self.request.user,
+            request=self.request,
+            **serializer.validated_data,
+        )
+
 
 class ProcedureTypeViewSet(viewsets.ModelViewSet):
     required_actions = {
@@ -57,6 +70,19 @@ class ProcedureTypeViewSet(viewsets.ModelViewSet):
     serializer_class = ProcedureTypeSerializer
     queryset = ProcedureType.objects.all()
     filterset_fields = ["modality", "body_part", "active", "code_value"]
+
+    def perform_create(self, serializer):
+        serializer.instance = services.procedure_type_create(
+            actor=self.request.user, request=self.request, **serializer.validated_data
+        )
+
+    def perform_update(self, serializer):
+        serializer.instance = services.procedure_type_update(
+            procedure_type=serializer.instance,
+            actor=self.request.user,
+            request=self.request,
+            **serializer.validated_data,
+        )
 
 
 def _visible_procedures(user):
