@@ -6,7 +6,11 @@ BIN := $(VENV)/bin
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/ris
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/0
 
-.PHONY: run test venv venv-dev messages lint migrate-check services bench clean lock audit
+.PHONY: run test venv venv-dev messages lint typecheck migrate-check services bench clean lock audit
+
+# The typed domain layer: each app's services and selectors, as a module or a package.
+TYPED := $(sort $(patsubst %/__init__.py,%,$(wildcard */services.py */selectors.py \
+	*/services/__init__.py */selectors/__init__.py)) ris/lifecycle.py)
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -47,12 +51,18 @@ test: venv-dev messages
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	BIN=$(BIN) bash scripts/audit_dependencies.sh
+	$(BIN)/lint-imports
+	$(BIN)/mypy $(TYPED)
 	DATABASE_URL=$(TEST_DATABASE_URL) $(BIN)/python manage.py makemigrations --check --dry-run -v0
 	DATABASE_URL=$(TEST_DATABASE_URL) RIS_TEST_REDIS_URL=$(TEST_REDIS_URL) \
 		$(BIN)/pytest $(PYTEST_ARGS)
 
 lint: venv-dev
-	$(BIN)/ruff check . && $(BIN)/ruff format --check .
+	$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/lint-imports
+
+## make typecheck: mypy (django-stubs, djangorestframework-stubs) on services and selectors.
+typecheck: venv-dev
+	$(BIN)/mypy $(TYPED)
 
 ## make bench: the benchmarks (not tests), each side by side with its peer; see README.
 bench: venv-dev

@@ -54,6 +54,10 @@ class MaterialItem(models.Model):
 class MaterialUsage(models.Model):
     """Material used for one procedure (contrast dose, films printed, consumables)."""
 
+    # Not columns: material_record_usage sets them on the row it returns.
+    stock_level_after: Decimal
+    low_stock: bool
+
     procedure = models.ForeignKey(
         "scheduling.RequestedProcedure", on_delete=models.PROTECT, related_name="material_usages"
     )

@@ -641,7 +641,7 @@ def backlog(*, now=None, window_days: int | None = None) -> list[list]:
     default 30) bounds the scan so the figure stays fast at any table size.
     """
     now = now or timezone.now()
-    window = window_days or getattr(settings, "RIS_BACKLOG_WINDOW_DAYS", 30)
+    window = window_days or int(getattr(settings, "RIS_BACKLOG_WINDOW_DAYS", 30))
     if use_sql():
         return _backlog_sql(now, window)
     qs = RequestedProcedure.objects.filter(
@@ -742,11 +742,11 @@ def fig_volume(period: Period, *, by: str = "day", per: str = "modality") -> Fig
 
         _fact_cte()  # sync the milestone table first
         key = "modality" if per == "modality" else "station"
-        qs = ProcedureMilestone.objects.filter(completed__gte=period.start, completed__lt=period.end)
+        milestones = ProcedureMilestone.objects.filter(completed__gte=period.start, completed__lt=period.end)
         if period.modality:
-            qs = qs.filter(modality=period.modality)
+            milestones = milestones.filter(modality=period.modality)
         data = (
-            qs.annotate(bucket=trunc("completed", tzinfo=timezone.get_current_timezone()))
+            milestones.annotate(bucket=trunc("completed", tzinfo=timezone.get_current_timezone()))
             .values("bucket", key)
             .annotate(n=Count("pk"))
             .order_by("bucket")
@@ -826,7 +826,7 @@ def station_utilisation(period: Period, *, now=None) -> list[list]:
         .annotate(d=Sum(F("end") - F("start")))
         .values_list("station_id", "d")
     )
-    downs = defaultdict(float)
+    downs: defaultdict[int, float] = defaultdict(float)
     for st_id, start, end in StationDowntime.objects.filter(
         start__lt=period.end, end__gt=period.start
     ).values_list("station_id", "start", "end"):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import Any
 
 from django.db.models import Count, Prefetch, Q, QuerySet
 
@@ -110,7 +111,7 @@ def open_conflicts() -> QuerySet[DuplicateConflict]:
 
 @dataclass
 class Candidate:
-    procedure: object
+    procedure: Any  # a RequestedProcedure annotated with n_studies
     rank: int  # 1 best
     score: int
     matches: list[str] = field(default_factory=list)
@@ -214,7 +215,7 @@ def qc_flags_for_procedures(procedure_ids: list[int]) -> dict[int, list[str]]:
     ).values_list("study__requested_procedure_id", "qc")
     for proc_id, qc in rows:
         for flag in (qc or {}).get("flags", []):
-            flags.setdefault(proc_id, [])
-            if flag not in flags[proc_id]:
-                flags[proc_id].append(flag)
+            found = flags.setdefault(int(proc_id), [])
+            if flag not in found:
+                found.append(flag)
     return flags

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
 from pathlib import Path
+from typing import cast
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -246,7 +247,7 @@ def _insert_sql() -> tuple[str, list]:
         _INSERT_FIELDS = fields
         # Table and column names come from the model's meta, never from input.
         table = qn(ReceivedObject._meta.db_table)
-        columns = ", ".join(qn(f.column) for f in fields)
+        columns = ", ".join(qn(str(f.column)) for f in fields)
         values = ", ".join(["%s"] * len(fields))
         _INSERT_SQL = " ".join(
             [
@@ -417,7 +418,7 @@ def _patient_fields_differ(study: Study, patient: dict) -> bool:
 def study_ingest(*, study_instance_uid: str, chunk_size: int | None = None) -> dict:
     """Index every ``received`` object of the study, then link the study. Idempotent."""
     max_attempts = settings.RIS_INGEST_MAX_ATTEMPTS
-    chunk_size = chunk_size or getattr(settings, "RIS_INGEST_CHUNK_SIZE", 50)
+    chunk_size = chunk_size or int(getattr(settings, "RIS_INGEST_CHUNK_SIZE", 50))
     now = timezone.now()
     with transaction.atomic():
         dead = ReceivedObject.objects.filter(
@@ -594,7 +595,7 @@ def _registered_patient(patient_id: str, issuer: str):
     seen = set()
     while patient.merged_into_id and patient.pk not in seen:
         seen.add(patient.pk)
-        patient = patient.merged_into
+        patient = patient.merged_into  # type: ignore[assignment]  # merged_into_id is set
     return patient
 
 
@@ -730,7 +731,10 @@ def _link(*, study: Study, procedure, method: str, actor=None, request=None, not
                 Study.objects.filter(pk=study.pk).values_list("requested_procedure_id", flat=True).first()
             )
             if current == proc.pk:
-                return StudyLink.objects.filter(study=study, unlinked_at__isnull=True).first()
+                # Linked to this procedure already: its open link row exists.
+                return cast(
+                    StudyLink, StudyLink.objects.filter(study=study, unlinked_at__isnull=True).first()
+                )
             raise Conflict("The study is already linked to another procedure.")
         now = timezone.now()
         link = StudyLink.objects.create(

@@ -161,8 +161,9 @@ def patient_merge(*, source: Patient, target: Patient, actor, request=None) -> P
     for _receiver, counts in signals.patient_merging.send(
         sender=Patient, source_patient_id=source.pk, target_patient_id=target.pk
     ):
-        for name, count in (counts or {}).items():
-            moved[name] = moved.get(name, 0) + count
+        if isinstance(counts, dict):
+            for name, count in counts.items():
+                moved[name] = moved.get(name, 0) + count
     audit_record(
         action="patient.merge",
         actor=actor,

@@ -6,8 +6,10 @@ from __future__ import annotations
 import difflib
 import importlib
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
+from typing import Any
 
 from django.conf import settings
 from django.db import connection
@@ -295,7 +297,8 @@ def peer_review_results(*, since: datetime | None = None) -> list[dict]:
     if since:
         qs = qs.filter(scored_at__gte=since)
     agg = {f"s_{v}": Count("pk", filter=Q(score=v)) for v in PeerReviewScore.values}
-    rows = (
+    # Any: the score columns are annotated by name, which no TypedDict of values() knows.
+    rows: Iterable[Any] = (
         qs.values("radiologist", "radiologist__username", "radiologist__ris_profile__printed_name")
         .annotate(total=Count("pk"), **agg)
         .order_by("radiologist__username")

@@ -160,12 +160,15 @@ def version_hash(version: ReportVersion) -> str:
 
 def signature_verify(signature: Signature) -> bool:
     """Recompute the hash of what the signature covers and compare with the stored one."""
-    if signature.version_id:
-        expected = version_hash(signature.version)
+    version = signature.version
+    if version is not None:
+        expected = version_hash(version)
         return secrets.compare_digest(expected, signature.content_hash) and secrets.compare_digest(
-            expected, signature.version.content_hash
+            expected, version.content_hash
         )
     addendum = signature.addendum
+    if addendum is None:  # a signature covers a version or an addendum (check constraint)
+        return False
     expected = sha256(canonical_addendum(report=addendum.report, number=addendum.number, text=addendum.text))
     return secrets.compare_digest(expected, signature.content_hash)
 
@@ -660,7 +663,7 @@ def report_sign(
             "requested_procedure__order", "requested_procedure__procedure_type"
         ).get(pk=report.pk)
         revision = report.revision if expected_revision is None else expected_revision
-        signed: list[Signature] = []
+        signed: list[tuple[Signature, ReportVersion]] = []
 
         def refused() -> NoReturn:
             current = _status(report.pk)
@@ -677,17 +680,16 @@ def report_sign(
                 author=actor,
                 at=now,
             )
-            signed.append(
-                Signature.objects.create(
-                    report=report,
-                    version=version,
-                    signer=actor,
-                    printed_name=printed_name(actor),
-                    meaning=SignatureMeaning.APPROVED,
-                    signed_at=now,
-                    content_hash=version.content_hash,
-                )
+            signature = Signature.objects.create(
+                report=report,
+                version=version,
+                signer=actor,
+                printed_name=printed_name(actor),
+                meaning=SignatureMeaning.APPROVED,
+                signed_at=now,
+                content_hash=version.content_hash,
             )
+            signed.append((signature, version))
             detail = {"version": version.number, "sha256": version.content_hash}
             return detail, detail
 
@@ -709,8 +711,8 @@ def report_sign(
             record=record,
             request=request,
         )
-    signature = signed[0]
-    logger.info("report %s signed (version %s)", report.pk, signature.version.number)
+    signature, version = signed[0]
+    logger.info("report %s signed (version %s)", report.pk, version.number)
     return signature
 
 

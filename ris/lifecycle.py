@@ -66,7 +66,7 @@ class Lifecycle:
 
     @property
     def label(self) -> str:
-        return self.name or self.model._meta.verbose_name
+        return str(self.name or self.model._meta.verbose_name)
 
     def rule(self, action: str) -> Transition:
         try:

@@ -47,12 +47,13 @@ def station_day_slots(
     open_at, close_at = station.window(day)
     step_len = timedelta(minutes=station.slot_minutes)
     need = timedelta(minutes=duration_minutes or station.slot_minutes)
+    bookings = ScheduledProcedureStep.objects.filter(
+        station=station, status__in=BOOKING_SPS_STATUSES, start__lt=close_at, end__gt=open_at
+    )
+    if exclude_step_id is not None:
+        bookings = bookings.exclude(pk=exclude_step_id)
     steps = list(
-        ScheduledProcedureStep.objects.filter(
-            station=station, status__in=BOOKING_SPS_STATUSES, start__lt=close_at, end__gt=open_at
-        )
-        .exclude(pk=exclude_step_id)
-        .select_related("requested_procedure__order__patient", "requested_procedure__procedure_type")
+        bookings.select_related("requested_procedure__order__patient", "requested_procedure__procedure_type")
     )
     downs = list(StationDowntime.objects.filter(station=station, start__lt=close_at, end__gt=open_at))
     now = timezone.now()

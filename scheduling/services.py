@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timedelta
 from functools import partial
+from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
@@ -105,7 +106,7 @@ def _transition(
         raise ApplicationError("A reason is required.", fields={"reason": ["This field is required."]})
     pk = procedure.pk if isinstance(procedure, RequestedProcedure) else int(procedure)
     now = at or timezone.now()
-    updates = {"updated_at": timezone.now()}
+    updates: dict[str, Any] = {"updated_at": timezone.now()}
     if rule.meta["timestamp_field"]:
         updates[rule.meta["timestamp_field"]] = now
     if reason:

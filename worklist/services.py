@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
@@ -711,7 +713,7 @@ def exam_note_add(
         author=actor if getattr(actor, "is_authenticated", False) else None,
     )
     # Materials leave stock only when the console named the ledger item used.
-    materials = []
+    materials: list[tuple[str, Decimal | int]] = []
     if contrast_dose_ml and contrast_item_code:
         materials.append((contrast_item_code, contrast_dose_ml))
     if films_printed and film_item_code:
@@ -720,7 +722,7 @@ def exam_note_add(
         try:
             from department.services import material_record_usage
         except ImportError:
-            material_record_usage = None
+            material_record_usage = None  # type: ignore[assignment]  # department not installed
         if material_record_usage is not None:
             for code, quantity in materials:
                 material_record_usage(
@@ -762,7 +764,9 @@ def mpps_exception_resolve(
         PerformedProcedureStep.objects.filter(pk=mpps.pk).update(
             patient_id=procedure.order.patient_id, unscheduled=False
         )
-        steps = [("start", scheduling.procedure_start, {})]
+        steps: list[tuple[str, Callable[..., Any], dict[str, Any]]] = [
+            ("start", scheduling.procedure_start, {})
+        ]
         if mpps.status == MPPSStatus.COMPLETED:
             steps.append(("complete", scheduling.procedure_complete, {}))
         elif mpps.status == MPPSStatus.DISCONTINUED:
