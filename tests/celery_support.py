@@ -1,4 +1,4 @@
-"""Pytest plugin: a real Celery worker against Redis (see docs/CONTRACTS.md).
+"""Pytest plugin: a real Celery worker against Redis (see docs/ARCHITECTURE.md).
 
     def test_x(celery_worker_process):      # transactional_db; RIS_TEST_REDIS_URL
         ...                                  # tasks sent from the test go to the worker
