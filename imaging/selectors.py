@@ -9,7 +9,7 @@ from typing import Any
 
 from django.db.models import Count, Prefetch, Q, QuerySet
 
-from .models import DuplicateConflict, Instance, ReconciliationItem, Series, Study
+from .models import DuplicateConflict, ReconciliationItem, Series, Study
 
 logger = logging.getLogger(__name__)
 
@@ -79,15 +79,6 @@ def study_conflicts(*, study: Study) -> QuerySet[DuplicateConflict]:
     return DuplicateConflict.objects.filter(
         original__study_instance_uid=study.study_instance_uid
     ).select_related("original")
-
-
-def instance_get_by_uids(*, study_uid: str, series_uid: str | None, instance_uid: str) -> Instance:
-    qs = Instance.objects.select_related("series__study", "received_object").filter(
-        sop_instance_uid=instance_uid, series__study__study_instance_uid=study_uid
-    )
-    if series_uid:
-        qs = qs.filter(series__series_instance_uid=series_uid)
-    return qs.get()
 
 
 def reconciliation_queue() -> QuerySet[ReconciliationItem]:

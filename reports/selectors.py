@@ -12,7 +12,6 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import connection
 from django.db.models import Case, Count, IntegerField, Prefetch, Q, QuerySet, Value, When
 from django.db.models.functions import Coalesce
 from django.utils import timezone
@@ -398,7 +397,3 @@ def _imaging_summary(procedure: RequestedProcedure) -> dict:
         except NoReverseMatch:
             break
     return {"series": series, "thumbnails": thumbnails, "instance_count": total, "study_urls": study_urls}
-
-
-def is_postgres() -> bool:
-    return connection.vendor == "postgresql"

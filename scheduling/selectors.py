@@ -80,14 +80,6 @@ def station_day_slots(
     return slots
 
 
-def station_free_slots(*, station: Station, day: date, duration_minutes: int | None = None) -> list[Slot]:
-    return [
-        s
-        for s in station_day_slots(station=station, day=day, duration_minutes=duration_minutes)
-        if s.state == "free"
-    ]
-
-
 def procedure_list_for(user) -> QuerySet[RequestedProcedure]:
     """Procedures the user may see. Technologists with a modality scope see only theirs."""
     qs = RequestedProcedure.objects.select_related("order__patient", "procedure_type").prefetch_related(
