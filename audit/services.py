@@ -5,7 +5,10 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from django.conf import settings
 from django.utils import timezone
+
+from ris.roles import user_roles
 
 from .models import AuditEvent, Outcome
 
@@ -16,7 +19,6 @@ def _client_ip(request) -> str | None:
     if request is None:
         return None
     # Only trust X-Forwarded-For when a proxy is configured to set it (gunicorn behind nginx).
-    from django.conf import settings
 
     if getattr(settings, "RIS_TRUST_X_FORWARDED_FOR", False):
         fwd = request.META.get("HTTP_X_FORWARDED_FOR", "")
@@ -28,7 +30,6 @@ def _client_ip(request) -> str | None:
 def actor_role(user) -> str:
     if user is None or not getattr(user, "is_authenticated", False):
         return ""
-    from ris.roles import user_roles
 
     return ",".join(sorted(user_roles(user)))
 

@@ -14,6 +14,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_GET
 
+from registration.models import Patient
 from ris.permissions import role_required
 
 from .models import Outcome
@@ -64,8 +65,6 @@ class AuditSearchForm(forms.Form):
 
 def patient_refs(patient_id: str) -> list[int]:
     """Internal keys of the patients with this ID (any issuer). Unknown IDs match nothing."""
-    from registration.models import Patient
-
     return list(Patient.objects.filter(patient_id=patient_id).values_list("pk", flat=True))
 
 
@@ -131,8 +130,6 @@ def event_list(request):
 
 def _patient_labels(events) -> dict[int, str]:
     """Patient ID (and issuer) for the events shown, in one query."""
-    from registration.models import Patient
-
     refs = {e.patient_ref for e in events if e.patient_ref}
     rows = Patient.objects.filter(pk__in=refs).values_list("pk", "patient_id", "issuer")
     labels = {pk: f"{pid} ({issuer})" for pk, pid, issuer in rows}

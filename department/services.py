@@ -12,14 +12,16 @@ import logging
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
 from audit.services import audit_record
 from ris.errors import ApplicationError, NotFound
+from scheduling.models import ProcedureEvent, RequestedProcedure
 
-from .models import MaterialItem, MaterialReceipt, MaterialUsage, UsageSource
+from .models import MaterialItem, MaterialReceipt, MaterialUsage, MilestoneSyncState, UsageSource
+from .selectors import _milestone_cte, _model
 
 logger = logging.getLogger(__name__)
 
@@ -66,8 +68,6 @@ def material_record_usage(
     Returns the usage row with two extra attributes: ``stock_level_after`` and ``low_stock``
     (the item is at or below its threshold after this usage; a warning is logged).
     """
-    from scheduling.models import RequestedProcedure
-
     qty = _quantity(quantity)
     kind, source_ae = _split_source(source)
     pk = procedure.pk if isinstance(procedure, RequestedProcedure) else int(procedure)
@@ -210,8 +210,6 @@ _SYNC_LOCK = 0x52495344  # pg advisory lock key ("RISD")
 
 
 def _upsert_sql(source: str) -> str:
-    from .selectors import _milestone_cte
-
     cols = ", ".join(MILESTONE_COLUMNS)
     updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in MILESTONE_COLUMNS)
     # Column names come from the constant list above; values travel as parameters.
@@ -224,8 +222,6 @@ def _upsert_sql(source: str) -> str:
 
 def milestones_refresh(*, procedure_ids) -> int:
     """Recompute the milestones of these procedures from the event logs (PostgreSQL)."""
-    from django.db import connection
-
     ids = sorted({int(i) for i in procedure_ids})
     if not ids or connection.vendor != "postgresql":
         return 0
@@ -236,13 +232,8 @@ def milestones_refresh(*, procedure_ids) -> int:
 
 def milestones_rebuild(*, chunk: int = REBUILD_CHUNK, stdout=None) -> int:
     """Recompute every procedure's milestones, in id ranges; then mark the logs as synced."""
-    from django.db import connection
-
     if connection.vendor != "postgresql":
         return 0
-    from scheduling.models import RequestedProcedure
-
-    from .models import MilestoneSyncState
 
     marks = _event_marks()
     hi = RequestedProcedure.objects.order_by("-pk").values_list("pk", flat=True).first() or 0
@@ -266,10 +257,6 @@ def milestones_rebuild(*, chunk: int = REBUILD_CHUNK, stdout=None) -> int:
 
 
 def _event_marks() -> tuple[int, int]:
-    from scheduling.models import ProcedureEvent
-
-    from .selectors import _model
-
     pe = ProcedureEvent.objects.order_by("-pk").values_list("pk", flat=True).first() or 0
     ReportEvent = _model("reports", "ReportEvent")
     re_ = (
@@ -284,12 +271,8 @@ def milestones_sync() -> int:
     Runs before every dashboard query that reads the table, so the figures are never behind
     the event logs; an advisory lock serialises concurrent syncs.
     """
-    from django.db import connection
-
     if connection.vendor != "postgresql":
         return 0
-    from .models import MilestoneSyncState
-    from .selectors import _model
 
     with transaction.atomic(), connection.cursor() as cur:
         # One sync at a time; the others wait for it and then find nothing left to do, so no

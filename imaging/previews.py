@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pydicom
 from PIL import Image, ImageDraw
+from pydicom.pixels import convert_color_space
 from pydicom.uid import UID
 
 from . import storage
@@ -63,8 +64,6 @@ def render_dataset(
         pixels = pixels[min(frame, frames - 1)]
     if samples > 1:
         if photometric.startswith("YBR") and ds.file_meta.TransferSyntaxUID.is_encapsulated is False:
-            from pydicom.pixels import convert_color_space
-
             pixels = convert_color_space(pixels, photometric, "RGB")
         arr = pixels.astype(np.float64)
         lo, hi = float(arr.min()), float(arr.max())

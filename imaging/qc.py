@@ -16,6 +16,7 @@ from django.db import transaction
 from django.utils.translation import gettext_lazy as _
 
 from .models import Series
+from .selectors import mpps_expected_counts
 
 # What each series QC flag means, for people (study page, technologist console).
 FLAG_LABELS = {
@@ -87,8 +88,6 @@ def _parallel(a: list[float], b: list[float]) -> bool:
 
 
 def expected_count(series_uid: str) -> int | None:
-    from .selectors import mpps_expected_counts
-
     return mpps_expected_counts([series_uid]).get(series_uid)
 
 

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import logging
 
+from .services import _send_match_order
+
 logger = logging.getLogger(__name__)
 
 
 def on_order_created(sender, *, order_id: int, procedure_ids=None, **kwargs) -> None:
     # scheduling sends this on commit; the match runs in Celery (eager without a broker).
-    from .services import _send_match_order
 
     _send_match_order(order_id)

@@ -9,7 +9,10 @@ from typing import Any
 
 from django.db.models import Count, Prefetch, Q, QuerySet
 
-from .models import DuplicateConflict, ReconciliationItem, Series, Study
+from registration.names import has_han, to_pinyin
+from scheduling.models import RequestedProcedure
+
+from .models import DuplicateConflict, ObjectState, ReceivedObject, ReconciliationItem, Series, Study
 
 logger = logging.getLogger(__name__)
 
@@ -91,8 +94,6 @@ def reconciliation_queue() -> QuerySet[ReconciliationItem]:
 
 def dead_objects() -> QuerySet:
     """Objects the ingest gave up on (kept on disk; an administrator must look)."""
-    from .models import ObjectState, ReceivedObject
-
     return ReceivedObject.objects.filter(state=ObjectState.DEAD).order_by("-received_at")
 
 
@@ -119,8 +120,6 @@ RANK_LABELS = {
 
 def _name_keys(study: Study) -> tuple[str, str]:
     """(alphabetic, ideographic) search keys of the study's Patient's Name."""
-    from registration.names import has_han, to_pinyin
-
     groups = study.patient_name.split("=")
     alpha = groups[0].replace("^", "").replace(" ", "").lower() if groups else ""
     ideo = groups[1].replace("^", "").replace(" ", "") if len(groups) > 1 else ""
@@ -133,8 +132,6 @@ def _name_keys(study: Study) -> tuple[str, str]:
 
 def reconciliation_candidates(*, study: Study, limit: int = 10) -> list[Candidate]:
     """Orders that may own the study, best first (Accession > Study UID > ID+date+modality > name)."""
-    from scheduling.models import RequestedProcedure
-
     base = RequestedProcedure.objects.select_related("order__patient", "procedure_type").annotate(
         n_studies=Count("studies")
     )

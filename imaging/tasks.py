@@ -16,6 +16,7 @@ from django.db import DatabaseError, InterfaceError, OperationalError
 from ris.errors import RetriableError
 
 from . import services
+from .previews import study_render_thumbnails
 
 logger = logging.getLogger(__name__)
 
@@ -59,8 +60,6 @@ def sweep_received() -> dict:
 
 @shared_task(name="imaging.render_previews", bind=True, acks_late=True, max_retries=3)
 def render_previews(self, study_id: int) -> int:
-    from .previews import study_render_thumbnails
-
     try:
         return study_render_thumbnails(study_id=study_id)
     except TRANSIENT as exc:

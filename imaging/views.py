@@ -12,9 +12,11 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods, require_POST
 
 from audit.services import audit_record
+from ris.celery import app
 from ris.errors import ApplicationError
 from ris.permissions import role_required
 from ris.roles import has_permission
+from scheduling.models import RequestedProcedure
 
 from . import previews, selectors, services
 from .models import DuplicateConflict, Instance, ReceivedObject, ReconciliationItem, Study
@@ -39,8 +41,6 @@ def reconciliation(request):
 
 
 def _scheduling_procedure(pk):
-    from scheduling.models import RequestedProcedure
-
     return get_object_or_404(
         RequestedProcedure.objects.select_related("order__patient", "procedure_type"), pk=pk
     )
@@ -210,7 +210,6 @@ def thumbnail(request, pk: int):
         response = FileResponse(path.open("rb"), content_type="image/jpeg")
         response["Cache-Control"] = "private, max-age=3600"
         return response
-    from ris.celery import app
 
     if not app.conf.task_always_eager:
         # A worker renders it; without a broker the ingest already did, so never render here.

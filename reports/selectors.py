@@ -6,6 +6,7 @@ from __future__ import annotations
 import difflib
 import importlib
 import logging
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
@@ -14,6 +15,7 @@ from typing import Any
 from django.conf import settings
 from django.db.models import Case, Count, IntegerField, Prefetch, Q, QuerySet, Value, When
 from django.db.models.functions import Coalesce
+from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 
 from ris.roles import Role, has_permission, user_roles
@@ -244,8 +246,6 @@ def text_diff(old: str, new: str) -> list[tuple[str, str]]:
 
 def _tokens(text: str) -> list[str]:
     """Words and spaces for Latin text, single characters for CJK (no spaces between words)."""
-    import re
-
     return re.findall(r"[A-Za-z0-9_]+|\s+|.", text or "", flags=re.S)
 
 
@@ -360,8 +360,6 @@ _PREVIEW_URL_NAMES = ("imaging:thumbnail", "imaging:instance_preview", "imaging:
 
 
 def _imaging_summary(procedure: RequestedProcedure) -> dict:
-    from django.urls import NoReverseMatch, reverse
-
     studies = getattr(procedure, "studies", None)
     if studies is None:
         return {}

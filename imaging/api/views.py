@@ -8,6 +8,7 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from ris.api_mixins import AuditedReadMixin
+from scheduling.models import RequestedProcedure
 
 from .. import services
 from ..models import ReconciliationItem, Study
@@ -72,8 +73,6 @@ class ReconciliationViewSet(
 
     @action(detail=True, methods=["post"])
     def link(self, request, pk=None):
-        from scheduling.models import RequestedProcedure
-
         item = self.get_object()
         data = LinkSerializer(data=request.data)
         data.is_valid(raise_exception=True)

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from datetime import date
+
 from django.core.exceptions import ValidationError
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import mixins, status, viewsets
@@ -56,8 +58,6 @@ class PatientViewSet(
         q = self.request.query_params.get("q", "")
         birth = self.request.query_params.get("birth_date") or None
         if birth:
-            from datetime import date
-
             try:
                 birth = date.fromisoformat(birth)
             except ValueError as exc:

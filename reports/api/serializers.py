@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from django.utils import timezone
 from rest_framework import serializers
 
 from ..models import (
@@ -15,6 +16,8 @@ from ..models import (
     ReportVersion,
     Signature,
 )
+from ..selectors import final_version
+from ..services import signature_verify
 
 
 class SignatureSerializer(serializers.ModelSerializer):
@@ -34,8 +37,6 @@ class SignatureSerializer(serializers.ModelSerializer):
         ]
 
     def get_verified(self, obj) -> bool:
-        from ..services import signature_verify
-
         return signature_verify(obj)
 
 
@@ -169,8 +170,6 @@ class CriticalResultSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
     def get_overdue(self, obj) -> bool:
-        from django.utils import timezone
-
         return obj.notified_at is None and obj.due_at < timezone.now()
 
 
@@ -203,8 +202,6 @@ class PeerReviewSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
     def _final(self, obj):
-        from ..selectors import final_version
-
         if not hasattr(obj, "_final"):
             obj._final = final_version(obj.report)
         return obj._final

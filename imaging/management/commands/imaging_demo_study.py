@@ -17,6 +17,8 @@ from django.core.management.base import BaseCommand, CommandError
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
 
+from scheduling.models import Order
+
 
 class Command(BaseCommand):
     help = "Write a synthetic CT study for an order (to try the Storage SCP)."
@@ -28,8 +30,6 @@ class Command(BaseCommand):
         parser.add_argument("--size", type=int, default=256)
 
     def handle(self, *args, accession_number, out, instances, size, **options):
-        from scheduling.models import Order
-
         order = Order.objects.select_related("patient").filter(accession_number=accession_number).first()
         if order is None:
             raise CommandError("no order with that Accession Number")
