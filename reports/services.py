@@ -240,11 +240,13 @@ def _transition(
     rule = REPORT_LIFECYCLE.rule(action)
     values = {**updates, "revision": F("revision") + 1, "updated_at": at}
     try:
-        source = REPORT_LIFECYCLE.advance(
+        source: str | None = REPORT_LIFECYCLE.advance(
             pk=report.pk, action=action, updates=values, filters=filters, where=where
         )
     except (InvalidTransition, NotFound):
-        refused()
+        source = None
+    if source is None:
+        refused()  # the caller's own error (which condition failed, in its words)
     detail, audit_detail = record(source) if record else ({}, None)
     event = rule.meta["event"]
     _event(report, event, actor, from_status=source, to_status=rule.target, at=at, detail=detail)
