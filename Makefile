@@ -71,6 +71,7 @@ bench: venv-dev
 	$(BIN)/python bench/mwl.py --sizes 10000,100000 --wlmscpfs-sizes 10000,100000 --runs 20
 	$(BIN)/python bench/ingest.py
 	$(BIN)/python -m bench.dashboard
+	$(BIN)/python bench/web.py --sizes 100000,1000000 --runs 20
 
 ## make lock: re-resolve requirements*.txt into the hash-locked requirements*.lock (pip-tools).
 lock: venv-dev
