@@ -996,7 +996,9 @@ def sweep_received(*, now: datetime | None = None, limit: int = 500) -> dict:
     stale = ReceivedObject.objects.filter(state=ObjectState.RECEIVED).filter(
         Q(enqueued_at__lt=cutoff) | Q(enqueued_at__isnull=True, received_at__lt=cutoff)
     )
-    uids = list(stale.values_list("study_instance_uid", flat=True).distinct()[:limit])
+    # ``.order_by()`` clears the model's default ordering (``id``): with it, DISTINCT would be
+    # over (study UID, id), i.e. one task per row instead of one per study.
+    uids = list(stale.order_by().values_list("study_instance_uid", flat=True).distinct()[:limit])
     with transaction.atomic():
         if uids:
             ReceivedObject.objects.filter(study_instance_uid__in=uids, state=ObjectState.RECEIVED).update(

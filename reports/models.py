@@ -103,6 +103,9 @@ class Report(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
     submitted_at = models.DateTimeField(null=True, blank=True)
     signed_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    # RADPEER: when the sampler looked at this signed report (selected or not). Each signed
+    # report is considered exactly once, so the sampled share equals RIS_PEER_REVIEW_SHARE.
+    peer_review_considered_at = models.DateTimeField(null=True, blank=True, editable=False)
     amended_at = models.DateTimeField(null=True, blank=True)
     # Claim (lock) so two radiologists do not write the same report.
     locked_by = models.ForeignKey(USER, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")

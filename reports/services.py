@@ -966,37 +966,44 @@ def critical_result_acknowledge(
 def peer_review_sample(
     *, share: float | None = None, since: datetime | None = None, rng: random.Random | None = None
 ) -> list[PeerReview]:
-    """Sample a share of recently signed reports and assign each to another radiologist.
+    """Consider every signed report exactly once; select each with probability ``share``.
 
-    Idempotent per report: a report is sampled at most once (the decision is recorded even
-    when not selected would require a table; instead the window moves with ``since``).
+    A report is *considered* once (``peer_review_considered_at`` is set whether or not it is
+    selected), so over any period the sampled share is ``share`` itself, with no minimum per
+    run. Concurrent runs skip each other's rows (``SKIP LOCKED``). ``since`` optionally limits
+    the run to reports signed from then on (the rest stay for a later run).
     """
     share = float(getattr(settings, "RIS_PEER_REVIEW_SHARE", 0.05) if share is None else share)
     if share <= 0:
         return []
     rng = rng or random.Random()
-    since = since or timezone.now() - timedelta(days=int(getattr(settings, "RIS_PEER_REVIEW_WINDOW_DAYS", 1)))
-    candidates = list(
-        Report.objects.filter(status__in=SIGNED_STATUSES, signed_at__gte=since, peer_reviews__isnull=True)
-        .select_related("requested_procedure__order")
-        .order_by("signed_at", "pk")
-    )
-    if not candidates:
-        return []
     User = get_user_model()
     readers = list(
-        User.objects.filter(is_active=True, groups__name__in=[Role.RADIOLOGIST, Role.REVIEWER]).distinct()
+        User.objects.filter(is_active=True, groups__name__in=[Role.RADIOLOGIST, Role.REVIEWER])
+        .distinct()
+        .order_by("pk")
     )
-    count = max(1, round(len(candidates) * share)) if share < 1 else len(candidates)
-    chosen = rng.sample(candidates, min(count, len(candidates)))
-    created = []
+    created: list[PeerReview] = []
     now = timezone.now()
-    for report in chosen:
-        pool = [u for u in readers if u.pk not in (report.author_id, report.signed_by_id)]
-        if not pool:
-            continue
-        reviewer = rng.choice(pool)
-        with transaction.atomic():
+    with transaction.atomic():
+        qs = Report.objects.filter(status__in=SIGNED_STATUSES, peer_review_considered_at__isnull=True)
+        if since is not None:
+            qs = qs.filter(signed_at__gte=since)
+        candidates = list(
+            qs.select_related("requested_procedure__order")
+            .order_by("signed_at", "pk")
+            .select_for_update(skip_locked=True, of=("self",))
+        )
+        if not candidates:
+            return []
+        for report in candidates:
+            if share < 1 and rng.random() >= share:
+                continue
+            pool = [u for u in readers if u.pk not in (report.author_id, report.signed_by_id)]
+            if not pool:
+                logger.warning("peer review: report %s selected but no eligible reviewer", report.pk)
+                continue
+            reviewer = rng.choice(pool)
             review, was_created = PeerReview.objects.get_or_create(
                 report=report,
                 reviewer=reviewer,
@@ -1011,7 +1018,8 @@ def peer_review_sample(
                     detail={"peer_review": review.pk},
                 )
                 created.append(review)
-    logger.info("peer review: %s of %s signed reports assigned", len(created), len(candidates))
+        Report.objects.filter(pk__in=[r.pk for r in candidates]).update(peer_review_considered_at=now)
+    logger.info("peer review: %s of %s newly signed reports assigned", len(created), len(candidates))
     return created
 
 

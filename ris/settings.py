@@ -261,7 +261,6 @@ RIS_CRITICAL_RESULT_TARGETS = {
     "3": env.int("RIS_CRITICAL_CAT3_MINUTES", default=3 * 24 * 60),
 }
 RIS_PEER_REVIEW_SHARE = env.float("RIS_PEER_REVIEW_SHARE", default=0.05)
-RIS_PEER_REVIEW_WINDOW_DAYS = env.int("RIS_PEER_REVIEW_WINDOW_DAYS", default=1)
 RIS_REPORT_INSTITUTION = env("RIS_REPORT_INSTITUTION", default="Department of Radiology")
 SPECTACULAR_SETTINGS.setdefault("ENUM_NAME_OVERRIDES", {})["ReportStatusEnum"] = "reports.models.ReportStatus"
 SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"].update(

@@ -365,3 +365,26 @@ def test_same_patient_id_from_another_issuer_is_a_mismatch(receive, ordered_proc
     receive(ds)
     services.study_ingest(study_instance_uid=ds.StudyInstanceUID)
     assert ReconciliationItem.objects.get().reason == "patient_mismatch"
+
+
+def test_sweeper_enqueues_one_task_per_study_not_per_row(
+    receive, settings, monkeypatch, django_capture_on_commit_callbacks
+):
+    """A 150-instance study past its lease is one ingest task, not 150 (issue 9 item 10)."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+    from pydicom.uid import generate_uid
+
+    sent = []
+    monkeypatch.setattr("imaging.services._send_ingest", sent.append)
+    study_uid, series_uid = generate_uid(), generate_uid()
+    big = [ct_dataset(study_uid=study_uid, series_uid=series_uid, instance_number=i + 1) for i in range(150)]
+    other = ct_dataset()
+    receive(*big, other)
+    old = timezone.now() - timedelta(seconds=settings.RIS_INGEST_LEASE_SECONDS + 5)
+    ReceivedObject.objects.update(received_at=old, enqueued_at=None)
+    with django_capture_on_commit_callbacks(execute=True):
+        result = services.sweep_received()
+    assert result["studies"] == 2
+    assert sorted(sent) == sorted([study_uid, other.StudyInstanceUID])

@@ -282,15 +282,17 @@ def test_peer_review_sampling_scoring_and_results(client_for, make_report, users
 
     peer = UserFactory(role="radiologist")
     reports = [make_report("final") for _ in range(4)]
-    created = services.peer_review_sample(share=0.5, rng=random.Random(1))
-    assert len(created) == 2
+    created = services.peer_review_sample(share=1.0, rng=random.Random(1))
+    assert len(created) == 4
     for review in created:
         assert review.reviewer_id not in (users["radiologist"].pk, users["reviewer"].pk)
         assert review.reviewer_id == peer.pk and review.radiologist == users["reviewer"]
-    # Sampling again does not assign the same reports twice.
+    assert {r.report_id for r in created} == {r.pk for r in reports}
+    # Each signed report is considered once: sampling again takes only newly signed reports.
+    newer = make_report("final")
     again = services.peer_review_sample(share=1.0, rng=random.Random(2))
-    assert {r.report_id for r in again}.isdisjoint({r.report_id for r in created})
-    assert {r.report_id for r in again} | {r.report_id for r in created} == {r.pk for r in reports}
+    assert [r.report_id for r in again] == [newer.pk]
+    created = created[:2]
 
     c = client_for("radiologist")
     c.force_login(peer)
