@@ -14,6 +14,8 @@ from django.conf import settings
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
+from ris.append_only import AppendOnlyModel
+
 USER = settings.AUTH_USER_MODEL
 
 
@@ -222,8 +224,8 @@ class Signature(InsertOnlyModel):
         return f"{self.printed_name} {self.meaning} {self.signed_at:%Y-%m-%d %H:%M}"
 
 
-class ReportEvent(models.Model):
-    """The report's event log (TAT preliminary/final come from here)."""
+class ReportEvent(AppendOnlyModel):
+    """The report's event log (TAT preliminary/final come from here). Append-only."""
 
     class Action(models.TextChoices):
         CREATED = "created", _("Created")
@@ -238,12 +240,12 @@ class ReportEvent(models.Model):
         UNCLAIMED = "unclaimed", _("Unclaimed")
         CRITICAL = "critical", _("Critical result")
 
-    report = models.ForeignKey(Report, on_delete=models.CASCADE, related_name="events")
+    report = models.ForeignKey(Report, on_delete=models.PROTECT, related_name="events")
     action = models.CharField(max_length=16, choices=Action.choices)
     from_status = models.CharField(max_length=16, blank=True)
     to_status = models.CharField(max_length=16, blank=True)
     at = models.DateTimeField(db_index=True)
-    actor = models.ForeignKey(USER, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    actor = models.ForeignKey(USER, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
     detail = models.JSONField(default=dict, blank=True)
 
     class Meta:

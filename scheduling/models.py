@@ -14,6 +14,7 @@ from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from ris.append_only import AppendOnlyModel
 from ris.vr import validate_ae, validate_cs, validate_lo, validate_pn, validate_sh, validate_ui
 
 
@@ -279,18 +280,22 @@ class ScheduledProcedureStep(models.Model):
         return f"{self.sps_id} {self.station_id} {self.start:%Y-%m-%d %H:%M}"
 
 
-class ProcedureEvent(models.Model):
-    """One row per lifecycle transition: the source of turnaround times and the audit story."""
+class ProcedureEvent(AppendOnlyModel):
+    """One row per lifecycle transition: the source of turnaround times and the audit story.
+
+    Append-only (Python and a PostgreSQL trigger): the referenced procedure and actor are
+    protected, so no cascade or SET NULL rewrites the evidence.
+    """
 
     requested_procedure = models.ForeignKey(
-        RequestedProcedure, on_delete=models.CASCADE, related_name="events"
+        RequestedProcedure, on_delete=models.PROTECT, related_name="events"
     )
     action = models.CharField(max_length=32)
     from_status = models.CharField(max_length=16, blank=True)
     to_status = models.CharField(max_length=16)
     at = models.DateTimeField(db_index=True)
     actor = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
     source = models.CharField(max_length=32, blank=True, help_text="ui, api, mpps:<AE>, ingest…")
     reason = models.CharField(max_length=255, blank=True)

@@ -54,9 +54,13 @@ def history(db):
     def order(i, station, pt, sched, priority="ROUTINE"):
         base = t0 + timedelta(hours=3 * i)
         proc = make_order(
-            patient=patient, station=station, procedure_type=pt, start=at(base, sched), priority=priority
+            patient=patient,
+            station=station,
+            procedure_type=pt,
+            start=at(base, sched),
+            priority=priority,
+            ordered_at=base,
         ).procedures.get()
-        ProcedureEvent.objects.filter(requested_procedure=proc, action="order").update(at=base)
         return proc, base
 
     def report(proc, author, events):

@@ -10,7 +10,9 @@ import pytest
 
 from department import selectors
 from department.figures import Period, percentile
+from scheduling.models import ProcedureEvent
 from tests.department.conftest import DAY
+from tests.factories import make_order
 
 PERIOD = Period(first=DAY, last=DAY)
 
@@ -119,12 +121,20 @@ def test_turnaround_is_cached_briefly(history, settings):
     cache.clear()
     first = selectors.tat_table(PERIOD, dimensions=[])
     # New events after the first read are not seen until the cache expires …
-    from scheduling.models import ProcedureEvent
+    from scheduling import services
+    from tests.department.conftest import at
 
-    ProcedureEvent.objects.filter(action="complete").delete()
+    p4 = history["procedures"][3]
+    base = ProcedureEvent.objects.get(requested_procedure=p4, action="order").at
+    extra = make_order(
+        station=history["stations"][1], procedure_type=p4.procedure_type, start=at(base, 200), ordered_at=base
+    ).procedures.get()
+    services.procedure_mark_arrived(procedure=extra, at=at(base, 190))
+    services.procedure_start(procedure=extra, at=at(base, 200))
+    services.procedure_complete(procedure=extra, at=at(base, 210))
     assert selectors.tat_table(PERIOD, dimensions=[]) == first
     cache.clear()
-    assert row(selectors.tat_table(PERIOD, dimensions=[]))["started_to_completed_n"] == 0
+    assert row(selectors.tat_table(PERIOD, dimensions=[]))["started_to_completed_n"] == 4
 
 
 @pytest.mark.django_db
