@@ -5,9 +5,9 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from django.conf import settings
 from django.utils import timezone
 
+from ris.net import client_ip
 from ris.roles import user_roles
 
 from .models import AuditEvent, Outcome
@@ -16,15 +16,7 @@ logger = logging.getLogger(__name__)
 
 
 def _client_ip(request) -> str | None:
-    if request is None:
-        return None
-    # Only trust X-Forwarded-For when a proxy is configured to set it (gunicorn behind nginx).
-
-    if getattr(settings, "RIS_TRUST_X_FORWARDED_FOR", False):
-        fwd = request.META.get("HTTP_X_FORWARDED_FOR", "")
-        if fwd:
-            return fwd.split(",")[0].strip()
-    return request.META.get("REMOTE_ADDR") or None
+    return client_ip(request)
 
 
 def actor_role(user) -> str:

@@ -143,7 +143,10 @@ def django_env(storage: Path, port: int | None = None, broker: bool = True, db: 
         "DJANGO_SETTINGS_MODULE": "ris.settings",
         "DATABASE_URL": f"{PG}/{db}",
         "RIS_STORAGE_ROOT": str(storage),
-        "DJANGO_DEBUG": "false",  # as in production (no per-query debug cursor)
+        "DJANGO_DEBUG": "false",
+        "DJANGO_SECRET_KEY": os.environ.get(
+            "DJANGO_SECRET_KEY", "bench-only-" + "k3y" * 16
+        ),  # as in production (no per-query debug cursor)
         "RIS_LOG_LEVEL": "WARNING",
     }
     if broker:

@@ -458,6 +458,7 @@ def run_node(n: int, seeded: dict, runs: int) -> dict:
         **os.environ,
         "DATABASE_URL": f"{PG}/{BENCH_DB}",
         "DJANGO_DEBUG": "false",
+        "DJANGO_SECRET_KEY": os.environ.get("DJANGO_SECRET_KEY", "bench-only-" + "k3y" * 16),
         "RIS_LOG_LEVEL": "WARNING",
         "DJANGO_SECURE_SSL_REDIRECT": "false",
     }

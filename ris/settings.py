@@ -9,16 +9,17 @@ from pathlib import Path
 
 import environ
 
+from ris.config import DEV_SECRET_KEY, check_secret_key, parse_tat_targets
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 env = environ.Env()
 environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
 
 DEBUG = env.bool("DJANGO_DEBUG", default=True)
-SECRET_KEY = env(
-    "DJANGO_SECRET_KEY",
-    default="django-insecure-dev-only-key-change-me-0123456789abcdefghijklmnop",
-)
+SECRET_KEY = env("DJANGO_SECRET_KEY", default=DEV_SECRET_KEY)
+# Without DEBUG the development key (or a placeholder) refuses to start: ImproperlyConfigured.
+check_secret_key(SECRET_KEY, debug=DEBUG)
 ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["127.0.0.1", "localhost"])
 CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
 
@@ -125,6 +126,13 @@ AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 AXES_VERBOSE = False
 AXES_LOCKOUT_TEMPLATE = "registration_auth/locked.html"
+# Lock out by the same client address the audit records (ris/net.py, X-Forwarded-For aware).
+AXES_CLIENT_IP_CALLABLE = "ris.net.axes_client_ip"
+
+# Behind a reverse proxy (the README's nginx): take the client address from X-Forwarded-For,
+# the right-most entry not in RIS_TRUSTED_PROXIES, and only for requests from those proxies.
+RIS_TRUST_X_FORWARDED_FOR = env.bool("RIS_TRUST_X_FORWARDED_FOR", default=False)
+RIS_TRUSTED_PROXIES = env.list("RIS_TRUSTED_PROXIES", default=["127.0.0.1", "::1"])
 
 LANGUAGE_CODE = "en"
 LANGUAGES = [("en", "English"), ("zh-hans", "简体中文")]
@@ -219,6 +227,8 @@ RIS_STORAGE_ROOT = Path(env("RIS_STORAGE_ROOT", default=str(VAR_DIR / "storage")
 RIS_MWL_RESULT_CAP = env.int("RIS_MWL_RESULT_CAP", default=2000)
 # Technologist console: how often the day board and exam status poll for changes (seconds).
 RIS_CONSOLE_POLL_SECONDS = env.int("RIS_CONSOLE_POLL_SECONDS", default=5)
+# Front-desk day board refresh (seconds).
+RIS_BOARD_POLL_SECONDS = env.int("RIS_BOARD_POLL_SECONDS", default=10)
 # Modules that contribute DICOM services to the one AE (each has contribute(ae) -> handlers).
 RIS_DICOM_SERVICES = ["worklist.dicom_mwl", "worklist.dicom_mpps", "imaging.dicom"]
 # DICOM node (ris/dicom, docs/dicom.md). Timeouts in seconds.
@@ -294,3 +304,7 @@ RIS_INGEST_CHUNK_SIZE = env.int("RIS_INGEST_CHUNK_SIZE", default=50)
 # Department dashboards (docs/department.md): figure cache; targets in minutes per priority.
 RIS_DASHBOARD_CACHE_SECONDS = env.int("RIS_DASHBOARD_CACHE_SECONDS", default=60)
 RIS_BACKLOG_WINDOW_DAYS = env.int("RIS_BACKLOG_WINDOW_DAYS", default=30)
+# e.g. "STAT=60,URGENT=240,ROUTINE=1440" (report TAT completed → final, minutes) or
+# "STAT.order_to_completed=60"; unset: department.selectors.DEFAULT_TAT_TARGETS.
+if env("RIS_TAT_TARGETS", default=""):
+    RIS_TAT_TARGETS = parse_tat_targets(env("RIS_TAT_TARGETS"))
