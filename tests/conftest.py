@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import contextlib
+
 import pytest
 from rest_framework.test import APIClient
 
@@ -70,9 +72,93 @@ def browser():
             b.close()
 
 
+class LiveServerQuiesce:
+    """Knows when pytest-django's live server has nothing in flight (browser test teardown).
+
+    Counted at the connection level, not the browser's: ``networkidle`` never comes on pages
+    that poll, and a request the browser gave up on (context closed) still runs in the server
+    thread, holding database locks while the test database is flushed — the deadlock seen at
+    teardown. A connection counts from the moment the server accepts it until its handler
+    thread ends (after the response is closed and Django's request_finished ran); a connection
+    still waiting in the listen backlog shows as a readable listening socket.
+    """
+
+    def __init__(self, httpd):
+        import threading
+
+        self.httpd = httpd
+        self.open = 0
+        self.cond = threading.Condition()
+        process_request, process_request_thread = httpd.process_request, httpd.process_request_thread
+
+        def counted_process_request(request, client_address):
+            with self.cond:
+                self.open += 1
+            try:
+                process_request(request, client_address)
+            except BaseException:
+                self._done()
+                raise
+
+        def counted_thread(request, client_address):
+            try:
+                process_request_thread(request, client_address)
+            finally:
+                self._done()
+
+        httpd.process_request = counted_process_request
+        httpd.process_request_thread = counted_thread
+
+    def _done(self) -> None:
+        with self.cond:
+            self.open -= 1
+            self.cond.notify_all()
+
+    def _backlog(self) -> bool:
+        import select
+
+        readable, _, _ = select.select([self.httpd.socket], [], [], 0)
+        return bool(readable)
+
+    def wait_idle(self, timeout: float = 60.0) -> None:
+        """Return once nothing is in flight twice in a row 0.2 s apart; fail after ``timeout``."""
+        import time
+
+        deadline = time.monotonic() + timeout
+        quiet_since = None
+        with self.cond:
+            while True:
+                idle = self.open == 0 and not self._backlog()
+                now = time.monotonic()
+                if idle:
+                    quiet_since = quiet_since or now
+                    if now - quiet_since >= 0.2:
+                        return
+                else:
+                    quiet_since = None
+                if now >= deadline:
+                    raise AssertionError(f"live server still has {self.open} connection(s) in flight")
+                self.cond.wait(0.05)
+
+
+@pytest.fixture(scope="session")
+def live_server_quiesce(live_server):
+    import time
+
+    thread = live_server.thread
+    deadline = time.monotonic() + 30
+    while not hasattr(thread, "httpd") and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return LiveServerQuiesce(thread.httpd)
+
+
 @pytest.fixture
-def page_for(browser, live_server, transactional_db, users):
-    """Open a browser page logged in as the demo user of a role: ``page = page_for("front_desk")``."""
+def page_for(browser, live_server, live_server_quiesce, transactional_db, users):
+    """Open a browser page logged in as the demo user of a role: ``page = page_for("front_desk")``.
+
+    Teardown stops every request before the database is flushed: new requests are aborted,
+    the contexts are closed, then it waits until the live server has none in flight.
+    """
     from django.conf import settings
     from django.test import Client
 
@@ -100,4 +186,9 @@ def page_for(browser, live_server, transactional_db, users):
 
     yield make
     for context in contexts:
+        # No new request (a poll timer) starts while the contexts close; a gone context is fine.
+        with contextlib.suppress(Exception):
+            context.route("**/*", lambda route: route.abort())
+    for context in contexts:
         context.close()
+    live_server_quiesce.wait_idle()
