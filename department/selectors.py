@@ -6,15 +6,18 @@ milestones are
 
     ordered    first ``order`` event
     scheduled  appointment start of its (latest) scheduled step
-    arrived    last ``arrive`` event (a reschedule sends the patient back to "scheduled")
+    arrived    last ``arrive`` event after the last ``reschedule`` (a reschedule sends the
+               patient back to "scheduled": an earlier arrival no longer counts)
     started    first ``start`` event
     completed  first ``complete`` event (a discontinued exam never completes)
     images     first ``images_available`` event
     prelim     first ``submitted`` report event
     final      first ``signed`` report event (addenda do not move it)
 
-and a step's time is the difference between two milestones; a step is counted only for
-procedures that have both.
+and a step's time is the difference between two milestones, never negative: when the end
+milestone came first (a patient arriving before the appointment, images arriving while the
+exam was still in progress) the step took no time. A step is counted only for procedures
+that have both.
 
 On PostgreSQL the milestones are kept in ``department.ProcedureMilestone`` (derived from the
 two logs by ``services.milestones_sync``, which every figure runs first) and every figure is
@@ -65,6 +68,12 @@ class Step:
     @property
     def label(self) -> str:
         return str(STEP_LABELS[self.key])
+
+    def sql(self, alias: str = "m") -> str:
+        """Seconds from start to end milestone, floored at zero (the process may run ahead)."""
+        a, b = f"{alias}.{self.start}", f"{alias}.{self.end}"
+        # Not greatest(…, 0): PostgreSQL's greatest() ignores NULL, a missing milestone must stay NULL.
+        return f"(CASE WHEN {b} >= {a} THEN extract(epoch FROM ({b} - {a})) WHEN {b} < {a} THEN 0 END)"
 
 
 STEPS = [
@@ -144,6 +153,26 @@ def use_sql() -> bool:
     return connection.vendor == "postgresql"
 
 
+def people_names(usernames) -> dict[str, str]:
+    """username → the name people know: the printed name, else the full name, else the username.
+
+    The figures keep usernames as their stable keys; this is applied when a row is labelled.
+    Two people with the same name are told apart by their username.
+    """
+    from django.contrib.auth import get_user_model
+
+    wanted = {u for u in usernames if u}
+    if not wanted:
+        return {}
+    names = {}
+    for user in get_user_model().objects.filter(username__in=wanted).select_related("ris_profile"):
+        profile = getattr(user, "ris_profile", None)
+        printed = (profile.printed_name if profile is not None else "").strip()
+        names[user.username] = printed or user.get_full_name().strip() or user.username
+    taken = Counter(names.values())
+    return {u: (f"{n} ({u})" if taken[n] > 1 and n != u else n) for u, n in names.items()}
+
+
 # ---------------------------------------------------------------------------------------
 # Turnaround: the milestones of each procedure ordered in the period.
 
@@ -164,13 +193,15 @@ WITH p AS MATERIALIZED (
 )"""
 _PE = """, pe AS MATERIALIZED (
     SELECT e.requested_procedure_id AS id,
-           max(e.at) FILTER (WHERE e.action = 'arrive') AS arrived,
+           CASE WHEN max(e.at) FILTER (WHERE e.action = 'arrive')
+                     > coalesce(max(e.at) FILTER (WHERE e.action = 'reschedule'), '-infinity')
+                THEN max(e.at) FILTER (WHERE e.action = 'arrive') END AS arrived,
            min(e.at) FILTER (WHERE e.action = 'start') AS started,
            min(e.at) FILTER (WHERE e.action = 'complete') AS completed,
            min(e.at) FILTER (WHERE e.action IN ('complete', 'discontinue')) AS ended,
            min(e.at) FILTER (WHERE e.action = 'images_available') AS images
     FROM scheduling_procedureevent e JOIN p ON p.id = e.requested_procedure_id
-    WHERE e.action IN ('arrive', 'start', 'complete', 'discontinue', 'images_available')
+    WHERE e.action IN ('arrive', 'reschedule', 'start', 'complete', 'discontinue', 'images_available')
       AND e.requested_procedure_id BETWEEN (SELECT min(id) FROM p) AND (SELECT max(id) FROM p)
     GROUP BY e.requested_procedure_id
 )"""
@@ -314,13 +345,20 @@ def milestones_python(period: Period) -> list[dict]:
     ):
         rows[pk]["station"], rows[pk]["scheduled"] = ae, start  # the latest start wins
     names = {"arrive": "arrived", "start": "started", "complete": "completed", "images_available": "images"}
+    rescheduled: dict[int, object] = {}
     for pk, action, at in ProcedureEvent.objects.filter(
-        requested_procedure_id__in=ids, action__in=list(names)
+        requested_procedure_id__in=ids, action__in=[*names, "reschedule"]
     ).values_list("requested_procedure_id", "action", "at"):
+        if action == "reschedule":
+            rescheduled[pk] = max(at, rescheduled.get(pk, at))
+            continue
         key = names[action]
         cur = rows[pk][key]
         if cur is None or (at > cur if key == "arrived" else at < cur):
             rows[pk][key] = at
+    for pk, at in rescheduled.items():
+        if rows[pk]["arrived"] is not None and rows[pk]["arrived"] <= at:
+            rows[pk]["arrived"] = None  # arrived for the old appointment, not the new one
     ReportEvent = _model("reports", "ReportEvent")
     if ReportEvent is not None:
         for pk, author, action, at in ReportEvent.objects.filter(
@@ -337,7 +375,7 @@ def _seconds(row: dict, step: Step) -> float | None:
     a, b = row.get(step.start), row.get(step.end)
     if a is None or b is None:
         return None
-    return (b - a).total_seconds()
+    return max((b - a).total_seconds(), 0.0)  # as Step.sql(): never negative
 
 
 def tat_table(
@@ -391,7 +429,7 @@ def _sort_tat(rows: list[dict]) -> list[dict]:
 def _tat_table_sql(period: Period, dimensions: list[str], steps: list[Step]) -> list[dict]:
     aggs = []
     for st in steps:
-        d = f"extract(epoch FROM (m.{st.end} - m.{st.start}))"
+        d = st.sql()
         # One sort per step gives both percentiles (an array argument).
         aggs.append(
             f"count({d}) AS {st.key}_n, "
@@ -454,29 +492,63 @@ def _f(v):
     return None if v is None else float(v)
 
 
-def _minutes(seconds):
-    return None if seconds is None else round(seconds / 60.0, 1)
+# Durations are shown in the unit their magnitude calls for (one unit per figure, so a chart
+# has one axis): minutes below 2 h, hours below 2 days, days beyond.
+UNIT_SECONDS = {"min": 60, "h": 3600, "d": 86400}
+UNIT_SYMBOLS = {"min": gettext_lazy("min"), "h": gettext_lazy("h"), "d": gettext_lazy("d")}
+UNIT_WORDS = {"min": gettext_lazy("minutes"), "h": gettext_lazy("hours"), "d": gettext_lazy("days")}
+
+
+def duration_unit(seconds) -> str:
+    """The unit for a figure whose largest duration is max(seconds)."""
+    largest = max((abs(v) for v in seconds if v is not None), default=0)
+    if largest >= 2 * 86400:
+        return "d"
+    if largest >= 2 * 3600:
+        return "h"
+    return "min"
+
+
+def _in_unit(seconds, unit: str):
+    if seconds is None:
+        return None
+    return round(seconds / UNIT_SECONDS[unit], 1 if unit == "min" else 2)
+
+
+def _duration_figure(*, rows_s: list[list], title, label_column_name: str, **kw) -> Figure:
+    """rows_s: [label, n, p50 s, p90 s] → a Figure in the unit the largest value calls for.
+
+    ``title(unit_word)`` builds the title, e.g. "Turnaround per step (hours)".
+    """
+    unit = duration_unit([v for r in rows_s for v in r[2:]])
+    symbol = str(UNIT_SYMBOLS[unit])
+    return Figure(
+        title=title(UNIT_WORDS[unit]),
+        columns=[
+            label_column_name,
+            _("Procedures"),
+            _("Median (%(unit)s)") % {"unit": symbol},
+            _("90th percentile (%(unit)s)") % {"unit": symbol},
+        ],
+        rows=[[r[0], r[1], _in_unit(r[2], unit), _in_unit(r[3], unit)] for r in rows_s],
+        series_columns=[2, 3],
+        unit=symbol,
+        **kw,
+    )
 
 
 def fig_tat_chain(period: Period) -> Figure:
     table = tat_table(period, dimensions=[])
     overall = next(r for r in table if r["dimension"] == "all")
     rows = [
-        [
-            s.label,
-            overall.get(f"{s.key}_n", 0),
-            _minutes(overall.get(f"{s.key}_p50")),
-            _minutes(overall.get(f"{s.key}_p90")),
-        ]
+        [s.label, overall.get(f"{s.key}_n", 0), overall.get(f"{s.key}_p50"), overall.get(f"{s.key}_p90")]
         for s in STEPS
     ]
-    return Figure(
+    return _duration_figure(
         name="tat_steps",
-        title=_("Turnaround per step (minutes)"),
-        columns=[_("Step"), _("Procedures"), _("Median"), _("90th percentile")],
-        rows=rows,
-        series_columns=[2, 3],
-        unit="min",
+        title=lambda unit: _("Turnaround per step (%(unit)s)") % {"unit": unit},
+        label_column_name=_("Step"),
+        rows_s=rows,
         horizontal=True,
     )
 
@@ -488,23 +560,22 @@ def fig_tat_by(period: Period, dimension: str, step_key: str = "completed_to_fin
     table = [
         r for r in tat_table(period, dimensions=[dimension], steps=[step]) if r["dimension"] == dimension
     ]
+    names = people_names([r["key"] for r in table]) if dimension == "radiologist" else {}
     rows = [
         [
-            r["key"],
+            names.get(r["key"], r["key"]),
             r.get(f"{step.key}_n", 0),
-            _minutes(r.get(f"{step.key}_p50")),
-            _minutes(r.get(f"{step.key}_p90")),
+            r.get(f"{step.key}_p50"),
+            r.get(f"{step.key}_p90"),
         ]
         for r in table
     ]
-    return Figure(
+    return _duration_figure(
         name=f"tat_by_{dimension}",
-        title=_("%(step)s per %(dim)s (minutes)")
-        % {"step": step.label, "dim": DIMENSION_LABELS[dimension][1]},
-        columns=[str(DIMENSION_LABELS[dimension][0]), _("Procedures"), _("Median"), _("90th percentile")],
-        rows=rows,
-        series_columns=[2, 3],
-        unit="min",
+        title=lambda unit: _("%(step)s per %(dim)s (%(unit)s)")
+        % {"step": step.label, "dim": DIMENSION_LABELS[dimension][1], "unit": unit},
+        label_column_name=str(DIMENSION_LABELS[dimension][0]),
+        rows_s=rows,
     )
 
 
@@ -517,7 +588,7 @@ def tat_trend(period: Period, step: Step) -> list[list]:
         d += timedelta(days=7)
     found: dict = {}
     if use_sql():
-        d_expr = f"extract(epoch FROM (m.{step.end} - m.{step.start}))"
+        d_expr = step.sql()
         # The step's columns come from the constant STEPS table; values are parameters.
         select = (
             f"SELECT (date_trunc('week', m.ordered AT TIME ZONE %(tz)s))::date AS wk, count({d_expr}), "  # noqa: S608
@@ -549,15 +620,13 @@ def tat_trend(period: Period, step: Step) -> list[list]:
 
 def fig_tat_trend(period: Period, step_key: str = "completed_to_final") -> Figure:
     step = STEP_BY_KEY.get(step_key) or STEP_BY_KEY["completed_to_final"]
-    rows = [[wk.isoformat(), n, _minutes(p50), _minutes(p90)] for wk, n, p50, p90 in tat_trend(period, step)]
-    return Figure(
+    rows = [[wk.isoformat(), n, p50, p90] for wk, n, p50, p90 in tat_trend(period, step)]
+    return _duration_figure(
         name="tat_trend",
-        title=_("%(step)s per week (minutes)") % {"step": step.label},
-        columns=[_("Week"), _("Procedures"), _("Median"), _("90th percentile")],
-        rows=rows,
+        title=lambda unit: _("%(step)s per week (%(unit)s)") % {"step": step.label, "unit": unit},
+        label_column_name=_("Week"),
+        rows_s=rows,
         chart_type="line",
-        series_columns=[2, 3],
-        unit="min",
     )
 
 
@@ -576,7 +645,7 @@ def _compliance_sql(period: Period, targets) -> list[list]:
     for i, (prio, steps) in enumerate(sorted(targets.items())):
         for j, (key, minutes) in enumerate(sorted(steps.items())):
             s = STEP_BY_KEY[key]
-            d = f"extract(epoch FROM (m.{s.end} - m.{s.start}))"
+            d = s.sql()
             params[f"p{i}_{j}"] = prio
             params[f"t{i}_{j}"] = minutes * 60
             parts.append(
@@ -702,11 +771,14 @@ def fig_cancellations(period: Period) -> Figure:
     qs = ProcedureEvent.objects.filter(action="cancel", at__gte=period.start, at__lt=period.end)
     if period.modality:
         qs = qs.filter(requested_procedure__procedure_type__modality=period.modality)
-    rows = [
-        [r["reason"] or _("(no reason)"), r["n"]]
-        for r in qs.values("reason").annotate(n=Count("id")).order_by("-n", "reason")[:20]
-    ]
-    rows.append([_("No-show"), no_show_count(period)])
+    rows, no_show = [], no_show_count(period)
+    for r in qs.values("reason").annotate(n=Count("id")).order_by("-n", "reason"):
+        if is_no_show_reason(r["reason"]):
+            no_show += r["n"]  # a cancellation recorded as a no-show is one
+        elif len(rows) < 20:
+            rows.append([r["reason"] or _("(no reason)"), r["n"]])
+    # One "No-show" bar: never-arrived appointments plus cancellations giving a no-show reason.
+    rows.append([_("No-show"), no_show])
     return Figure(
         name="cancellations",
         title=_("Cancellations by reason, and no-shows"),
@@ -715,6 +787,21 @@ def fig_cancellations(period: Period) -> Figure:
         series_columns=[1],
         horizontal=True,
     )
+
+
+# Cancellation reasons that mean the patient did not come (the form's choice, common wordings,
+# and their translations), compared case-insensitively.
+NO_SHOW_REASONS = {"no-show", "no show", "noshow", "did not attend", "patient did not attend", "dna"}
+
+
+def is_no_show_reason(reason: str | None) -> bool:
+    from django.utils.translation import gettext as gt
+
+    text = (reason or "").strip().lower().rstrip(".")
+    if not text:
+        return False
+    translated = {gt("No-show").lower(), gt("Patient did not attend").lower()}
+    return text in NO_SHOW_REASONS or text in translated
 
 
 def no_show_count(period: Period, *, now=None) -> int:
@@ -989,8 +1076,11 @@ def fig_signed_per_radiologist(period: Period) -> Figure:
         facts = report_facts_python(period, field="final")
         authored = Counter(f["radiologist"] for f in facts)
         signed = Counter(f["signer"] for f in facts)
-    names = {n for n in authored if n} | {n for n in signed if n}
-    rows = sorted(([n, authored.get(n, 0), signed.get(n, 0)] for n in names), key=lambda r: (-r[1], r[0]))
+    keys = {n for n in authored if n} | {n for n in signed if n}
+    names = people_names(keys)
+    rows = sorted(
+        ([names.get(n, n), authored.get(n, 0), signed.get(n, 0)] for n in keys), key=lambda r: (-r[1], r[0])
+    )
     return Figure(
         name="signed_per_radiologist",
         title=_("Reports signed per radiologist"),
@@ -1061,10 +1151,16 @@ def fig_error_rates(period: Period) -> Figure:
             _("Returned"),
             _("Return rate %"),
         ],
-        rows=error_rates(period),
+        rows=_named(error_rates(period)),
         series_columns=[3, 6],
         unit="%",
     )
+
+
+def _named(rows: list[list]) -> list[list]:
+    """Rows keyed by username in column 0, labelled with the person's name."""
+    names = people_names(r[0] for r in rows)
+    return [[names.get(r[0], r[0]), *r[1:]] for r in rows]
 
 
 PEER_SCORES = ["1", "2a", "2b", "3a", "3b"]
@@ -1086,10 +1182,11 @@ def fig_peer_review(period: Period) -> Figure:
             .values_list("radiologist__username", "score", "n")
         ):
             counts[name or "?"][score] = n
-        for name in sorted(counts):
+        names = people_names(counts)
+        for name in sorted(counts, key=lambda n: names.get(n, n)):
             total = sum(counts[name].values())
             rows.append(
-                [name, total]
+                [names.get(name, name), total]
                 + [round(100 * counts[name][s] / total, 1) for s in PEER_SCORES[1:]]
                 + [round(100 * sum(counts[name][s] for s in PEER_SCORES[1:]) / total, 1)]
             )

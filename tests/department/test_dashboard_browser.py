@@ -46,14 +46,15 @@ def test_dashboard_charts_match_their_csv(page_for, history):
     assert chart["points"] == len(chart["labels"]) > 0
     rows = _csv_rows(page, "tat_steps")
     header, body = rows[0], rows[1:]
-    assert header == ["Step", "Procedures", "Median", "90th percentile"]
+    # The longest step (order → final) runs for hours: the figure is in hours.
+    assert header == ["Step", "Procedures", "Median (h)", "90th percentile (h)"]
     assert [r[0] for r in body] == chart["labels"]
-    assert [d["label"] for d in chart["datasets"]] == ["Median", "90th percentile"]
+    assert [d["label"] for d in chart["datasets"]] == ["Median (h)", "90th percentile (h)"]
     assert [_num(r[2]) for r in body] == chart["datasets"][0]["data"]
     assert [_num(r[3]) for r in body] == chart["datasets"][1]["data"]
     # And the numbers are the hand-computed ones: completed → final median 130 min, p90 154 min.
     i = chart["labels"].index("completed → final")
-    assert (chart["datasets"][0]["data"][i], chart["datasets"][1]["data"][i]) == (130, 154)
+    assert (chart["datasets"][0]["data"][i], chart["datasets"][1]["data"][i]) == (2.17, 2.57)
 
     # The stacked volume chart: one dataset per modality, one label per day.
     vol = page.evaluate(CHART_DATA, "volume_modality_day")

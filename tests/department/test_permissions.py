@@ -76,4 +76,4 @@ def test_pages_are_translated(client_for, settings):
     assert "差错统计" in c.get(reverse("department:quality")).content.decode()
     assert "审计日志" in c.get(reverse("audit:event_list")).content.decode()
     fig = c.get(reverse("department:figure_json", args=["tat_steps"])).json()
-    assert (fig["columns"][0], fig["columns"][2]) == ("环节", "中位数")
+    assert (fig["columns"][0], fig["columns"][2]) == ("环节", "中位数（分钟）")
