@@ -16,6 +16,8 @@ from pynetdicom import _config, evt
 from pynetdicom._globals import ALL_TRANSFER_SYNTAXES
 from pynetdicom.presentation import AllStoragePresentationContexts
 
+from ris.dicom_metrics import instrument
+
 from . import services, storage
 
 logger = logging.getLogger(__name__)
@@ -129,7 +131,7 @@ def contribute(ae) -> list:
     for cx in AllStoragePresentationContexts:
         ae.add_supported_context(cx.abstract_syntax, TRANSFER_SYNTAXES)
     return [
-        (evt.EVT_C_STORE, handle_store),
+        (evt.EVT_C_STORE, instrument("C-STORE", handle_store)),
         (evt.EVT_RELEASED, handle_association_end),
         (evt.EVT_ABORTED, handle_association_end),
         (evt.EVT_CONN_CLOSE, handle_association_end),

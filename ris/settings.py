@@ -8,6 +8,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import environ
+from django.core.exceptions import ImproperlyConfigured
 
 from ris.config import DEV_SECRET_KEY, check_secret_key, parse_tat_targets
 
@@ -40,6 +41,7 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "django_htmx",
     "axes",
+    "django_prometheus",
     "ris",
     "audit",
     "registration",
@@ -51,6 +53,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First and last: django-prometheus times every request (/metrics, ris/metrics.py).
+    "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -63,6 +67,7 @@ MIDDLEWARE = [
     "django_htmx.middleware.HtmxMiddleware",
     # Last: axes must see the result of authentication.
     "axes.middleware.AxesMiddleware",
+    "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
 
 ROOT_URLCONF = "ris.urls"
@@ -230,7 +235,7 @@ RIS_CONSOLE_POLL_SECONDS = env.int("RIS_CONSOLE_POLL_SECONDS", default=5)
 # Front-desk day board refresh (seconds).
 RIS_BOARD_POLL_SECONDS = env.int("RIS_BOARD_POLL_SECONDS", default=10)
 # Modules that contribute DICOM services to the one AE (each has contribute(ae) -> handlers).
-RIS_DICOM_SERVICES = ["worklist.dicom_mwl", "worklist.dicom_mpps", "imaging.dicom"]
+RIS_DICOM_SERVICES = ["worklist.dicom_mwl", "worklist.dicom_mpps", "imaging.dicom", "ris.dicom_metrics"]
 # DICOM node (ris/dicom, docs/dicom.md). Timeouts in seconds.
 RIS_DICOM_ACSE_TIMEOUT = env.float("RIS_DICOM_ACSE_TIMEOUT", default=30.0)
 RIS_DICOM_DIMSE_TIMEOUT = env.float("RIS_DICOM_DIMSE_TIMEOUT", default=60.0)
@@ -246,11 +251,18 @@ RIS_DICOM_TLS_CA = env("RIS_DICOM_TLS_CA", default="")
 RIS_DICOM_TLS_PORT = env.int("RIS_DICOM_TLS_PORT", default=2762)
 RIS_DICOM_TLS_ONLY = env.bool("RIS_DICOM_TLS_ONLY", default=False)
 
+# RIS_LOG_FORMAT=json: one JSON object per line (ris/logjson.py); plain otherwise.
+RIS_LOG_FORMAT = env("RIS_LOG_FORMAT", default="plain").strip().lower()
+if RIS_LOG_FORMAT not in ("plain", "json"):
+    raise ImproperlyConfigured(f"RIS_LOG_FORMAT must be plain or json, not {RIS_LOG_FORMAT!r}")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "json": {"()": "ris.logjson.JSONFormatter"},
+    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": RIS_LOG_FORMAT}},
     "root": {"handlers": ["console"], "level": env("RIS_LOG_LEVEL", default="INFO")},
     "loggers": {
         "pynetdicom": {"level": "WARNING"},
@@ -308,3 +320,16 @@ RIS_BACKLOG_WINDOW_DAYS = env.int("RIS_BACKLOG_WINDOW_DAYS", default=30)
 # "STAT.order_to_completed=60"; unset: department.selectors.DEFAULT_TAT_TARGETS.
 if env("RIS_TAT_TARGETS", default=""):
     RIS_TAT_TARGETS = parse_tat_targets(env("RIS_TAT_TARGETS"))
+
+# Health and metrics (ris/health.py, ris/metrics.py, ris/dicom_metrics.py; README "Production").
+# /health/ready and /metrics answer requests from these networks (the client address as the
+# audit sees it) or with "Authorization: Bearer <RIS_HEALTH_TOKEN>"; /health/live answers anyone.
+RIS_HEALTH_ALLOWED_NETS = env.list("RIS_HEALTH_ALLOWED_NETS", default=["127.0.0.0/8", "::1/128"])
+RIS_HEALTH_TOKEN = env("RIS_HEALTH_TOKEN", default="")
+RIS_HEALTH_MIN_FREE_MB = env.int("RIS_HEALTH_MIN_FREE_MB", default=1024)
+# Checks left out of readiness on this host, e.g. "dicom,hl7" for a web-only host.
+RIS_HEALTH_SKIP = env.list("RIS_HEALTH_SKIP", default=[])
+RIS_HEALTH_DICOM_HOST = env("RIS_HEALTH_DICOM_HOST", default="")
+# The DICOM node's own /metrics (0 = off); bound to loopback unless told otherwise.
+RIS_DICOM_METRICS_PORT = env.int("RIS_DICOM_METRICS_PORT", default=0)
+RIS_DICOM_METRICS_BIND = env("RIS_DICOM_METRICS_BIND", default="127.0.0.1")

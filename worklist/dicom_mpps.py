@@ -13,6 +13,8 @@ from pydicom.dataset import Dataset
 from pynetdicom import evt
 from pynetdicom.sop_class import ModalityPerformedProcedureStep, ModalityPerformedProcedureStepRetrieve
 
+from ris.dicom_metrics import instrument
+
 from . import services
 from .services import PROCESSING_FAILURE, MPPSError
 
@@ -148,7 +150,7 @@ def contribute(ae) -> list:
     ae.add_supported_context(ModalityPerformedProcedureStep)
     ae.add_supported_context(ModalityPerformedProcedureStepRetrieve)
     return [
-        (evt.EVT_N_CREATE, handle_n_create),
-        (evt.EVT_N_SET, handle_n_set),
+        (evt.EVT_N_CREATE, instrument("N-CREATE MPPS", handle_n_create)),
+        (evt.EVT_N_SET, instrument("N-SET MPPS", handle_n_set)),
         (evt.EVT_N_GET, handle_n_get),
     ]

@@ -23,6 +23,8 @@ from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
 from pynetdicom import evt
 from pynetdicom.sop_class import ModalityWorklistInformationFind
 
+from ris.dicom_metrics import instrument
+
 from .mwl import IdentifierError, parse_identifier
 from .mwl_response import UTF8, ResponseEncoder
 from .selectors import mwl_query
@@ -144,4 +146,4 @@ def handle_find(event):
 def contribute(ae) -> list:
     """Add the MWL presentation context to ``ae`` and return the handler to bind."""
     ae.add_supported_context(ModalityWorklistInformationFind, MWL_TRANSFER_SYNTAXES)
-    return [(evt.EVT_C_FIND, handle_find)]
+    return [(evt.EVT_C_FIND, instrument("C-FIND MWL", handle_find))]
