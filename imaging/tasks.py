@@ -14,6 +14,7 @@ from django.conf import settings
 from django.db import DatabaseError, InterfaceError, OperationalError
 
 from ris.errors import RetriableError
+from ris.locks import single_run
 
 from . import services
 from .previews import study_render_thumbnails
@@ -52,7 +53,9 @@ def match_order(self, order_id: int) -> int:
 @shared_task(name="imaging.sweep_received", acks_late=True, queue="ingest", ignore_result=True)
 def sweep_received() -> dict:
     try:
-        return services.sweep_received()
+        # One sweeper at a time even if two beats run (PostgreSQL advisory lock).
+        with single_run("imaging.sweep_received") as acquired:
+            return services.sweep_received() if acquired else {"skipped": True}
     except DatabaseError:
         logger.warning("sweeper: database unavailable; next run will retry")
         return {}

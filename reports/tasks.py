@@ -6,6 +6,8 @@ import logging
 
 from celery import shared_task
 
+from ris.locks import single_run
+
 from . import services
 
 logger = logging.getLogger(__name__)
@@ -13,5 +15,6 @@ logger = logging.getLogger(__name__)
 
 @shared_task(name="reports.peer_review_sample", acks_late=True, ignore_result=True)
 def peer_review_sample() -> int:
-    """Beat job: assign a share of recently signed reports for RADPEER peer review."""
-    return len(services.peer_review_sample())
+    """Beat job: consider newly signed reports for RADPEER peer review (one run at a time)."""
+    with single_run("reports.peer_review_sample") as acquired:
+        return len(services.peer_review_sample()) if acquired else 0
