@@ -8,7 +8,8 @@ need=()
 have() { dpkg -s "$1" >/dev/null 2>&1; }
 for pkg in dcmtk fonts-noto-cjk gettext; do have "$pkg" || need+=("$pkg"); done
 if [ "$mode" = test ]; then
-  for pkg in chromium iproute2 poppler-utils; do have "$pkg" || need+=("$pkg"); done
+  # postgresql-client: pg_dump/pg_restore for the backup and restore test
+  for pkg in chromium iproute2 poppler-utils postgresql-client; do have "$pkg" || need+=("$pkg"); done
 fi
 if [ ${#need[@]} -eq 0 ]; then exit 0; fi
 echo "Installing Debian packages: ${need[*]}"
