@@ -32,7 +32,7 @@ import hashlib
 import logging
 from collections import Counter, defaultdict
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.apps import apps
 from django.conf import settings
@@ -345,7 +345,7 @@ def milestones_python(period: Period) -> list[dict]:
     ):
         rows[pk]["station"], rows[pk]["scheduled"] = ae, start  # the latest start wins
     names = {"arrive": "arrived", "start": "started", "complete": "completed", "images_available": "images"}
-    rescheduled: dict[int, object] = {}
+    rescheduled: dict[int, datetime] = {}
     for pk, action, at in ProcedureEvent.objects.filter(
         requested_procedure_id__in=ids, action__in=[*names, "reschedule"]
     ).values_list("requested_procedure_id", "action", "at"):
@@ -356,8 +356,8 @@ def milestones_python(period: Period) -> list[dict]:
         cur = rows[pk][key]
         if cur is None or (at > cur if key == "arrived" else at < cur):
             rows[pk][key] = at
-    for pk, at in rescheduled.items():
-        if rows[pk]["arrived"] is not None and rows[pk]["arrived"] <= at:
+    for pk, last in rescheduled.items():
+        if rows[pk]["arrived"] is not None and rows[pk]["arrived"] <= last:
             rows[pk]["arrived"] = None  # arrived for the old appointment, not the new one
     ReportEvent = _model("reports", "ReportEvent")
     if ReportEvent is not None:
@@ -771,7 +771,8 @@ def fig_cancellations(period: Period) -> Figure:
     qs = ProcedureEvent.objects.filter(action="cancel", at__gte=period.start, at__lt=period.end)
     if period.modality:
         qs = qs.filter(requested_procedure__procedure_type__modality=period.modality)
-    rows, no_show = [], no_show_count(period)
+    rows: list[list] = []
+    no_show = no_show_count(period)
     for r in qs.values("reason").annotate(n=Count("id")).order_by("-n", "reason"):
         if is_no_show_reason(r["reason"]):
             no_show += r["n"]  # a cancellation recorded as a no-show is one

@@ -40,34 +40,12 @@ def _outbox_model():
     return None
 
 
-class RISCollector:
-    """Gauges computed from the database when scraped (a failure yields no sample, not a 500)."""
+class OutboxCollector:
+    """Outbox depth, read through the app registry (the outbox app may not be installed yet)."""
 
     def collect(self):
         from django.db.models import Count
 
-        from imaging.models import ObjectState, ReceivedObject
-
-        try:
-            counts = dict(
-                ReceivedObject.objects.filter(state__in=[ObjectState.RECEIVED, ObjectState.DEAD])
-                .order_by()
-                .values_list("state")
-                .annotate(n=Count("id"))
-            )
-        except Exception:
-            logger.warning("metrics: ingest counts unavailable", exc_info=True)
-        else:
-            yield GaugeMetricFamily(
-                "ris_ingest_queue_depth",
-                "Received DICOM objects waiting to be indexed",
-                value=counts.get(ObjectState.RECEIVED, 0),
-            )
-            yield GaugeMetricFamily(
-                "ris_ingest_dead_objects",
-                "Received objects the ingest gave up on",
-                value=counts.get(ObjectState.DEAD, 0),
-            )
         outbox = GaugeMetricFamily("ris_outbox_depth", "Outbox messages not delivered", labels=["state"])
         try:
             model = _outbox_model()
@@ -82,42 +60,42 @@ class RISCollector:
         for state in ("pending", "dead"):
             outbox.add_metric([state], rows.get(state, 0))
         yield outbox
-        tat = GaugeMetricFamily(
-            "ris_report_tat_seconds",
-            "Report turnaround completed -> final, procedures ordered in the last 7 days",
-            labels=["priority", "quantile"],
-        )
+
+
+class _Guarded:
+    """A collector whose failure yields no samples (logged), never a failed scrape."""
+
+    def __init__(self, collector):
+        self.collector = collector
+
+    def collect(self):
         try:
-            for priority, p50, p90 in report_tat():
-                if p50 is not None:
-                    tat.add_metric([priority, "0.5"], p50)
-                if p90 is not None:
-                    tat.add_metric([priority, "0.9"], p90)
+            yield from list(self.collector.collect())
         except Exception:
-            logger.warning("metrics: report TAT unavailable", exc_info=True)
-        yield tat
+            logger.warning("metrics: %s failed", type(self.collector).__name__, exc_info=True)
 
 
-def report_tat(days: int = 7) -> list[tuple[str, float | None, float | None]]:
-    from datetime import timedelta
+def _collectors():
+    from django.conf import settings
+    from django.utils.module_loading import import_string
 
-    from django.utils import timezone
-
-    from department import selectors
-    from department.figures import Period
-
-    today = timezone.localdate()
-    period = Period(first=today - timedelta(days=days - 1), last=today)
-    step = selectors.STEP_BY_KEY["completed_to_final"]
-    out = []
-    for r in selectors.tat_table(period, dimensions=["priority"], steps=[step]):
-        key = "all" if r["dimension"] == "all" else r["key"]
-        out.append((key, r.get("completed_to_final_p50"), r.get("completed_to_final_p90")))
-    return out
+    yield OutboxCollector()
+    # Apps contribute their own figures by dotted path (ris imports no app).
+    for path in getattr(settings, "RIS_METRICS_COLLECTORS", []):
+        yield import_string(path)()
 
 
-_ris_registry = prometheus_client.CollectorRegistry(auto_describe=False)
-_ris_registry.register(RISCollector())
+_ris_registry: prometheus_client.CollectorRegistry | None = None
+
+
+def _registry() -> prometheus_client.CollectorRegistry:
+    global _ris_registry
+    if _ris_registry is None:
+        registry = prometheus_client.CollectorRegistry(auto_describe=False)
+        for collector in _collectors():
+            registry.register(_Guarded(collector))
+        _ris_registry = registry
+    return _ris_registry
 
 
 def exposition() -> bytes:
@@ -128,7 +106,7 @@ def exposition() -> bytes:
         multiprocess.MultiProcessCollector(base)
     else:
         base = prometheus_client.REGISTRY
-    return prometheus_client.generate_latest(base) + prometheus_client.generate_latest(_ris_registry)
+    return prometheus_client.generate_latest(base) + prometheus_client.generate_latest(_registry())
 
 
 @never_cache

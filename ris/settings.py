@@ -333,3 +333,5 @@ RIS_HEALTH_DICOM_HOST = env("RIS_HEALTH_DICOM_HOST", default="")
 # The DICOM node's own /metrics (0 = off); bound to loopback unless told otherwise.
 RIS_DICOM_METRICS_PORT = env.int("RIS_DICOM_METRICS_PORT", default=0)
 RIS_DICOM_METRICS_BIND = env("RIS_DICOM_METRICS_BIND", default="127.0.0.1")
+# Figures the apps add to /metrics (read from the database at scrape time).
+RIS_METRICS_COLLECTORS = ["imaging.metrics.IngestCollector", "department.metrics.ReportTATCollector"]
