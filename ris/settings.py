@@ -226,6 +226,14 @@ RIS_DICOM_ACSE_TIMEOUT = env.float("RIS_DICOM_ACSE_TIMEOUT", default=30.0)
 RIS_DICOM_DIMSE_TIMEOUT = env.float("RIS_DICOM_DIMSE_TIMEOUT", default=60.0)
 RIS_DICOM_NETWORK_TIMEOUT = env.float("RIS_DICOM_NETWORK_TIMEOUT", default=120.0)
 RIS_DICOM_MAX_ASSOCIATIONS = env.int("RIS_DICOM_MAX_ASSOCIATIONS", default=32)
+# The front door (docs/dicom.md "Denial of service"): a PDU, once started, must arrive whole
+# within RIS_DICOM_PDU_READ_TIMEOUT; a new connection must send its A-ASSOCIATE-RQ within
+# RIS_DICOM_ASSOCIATE_TIMEOUT; connections not yet accepted are limited per source address and
+# in total (one more evicts the oldest). Only accepted associations count against the maximum.
+RIS_DICOM_PDU_READ_TIMEOUT = env.float("RIS_DICOM_PDU_READ_TIMEOUT", default=15.0)
+RIS_DICOM_ASSOCIATE_TIMEOUT = env.float("RIS_DICOM_ASSOCIATE_TIMEOUT", default=10.0)
+RIS_DICOM_MAX_PENDING_PER_ADDRESS = env.int("RIS_DICOM_MAX_PENDING_PER_ADDRESS", default=4)
+RIS_DICOM_MAX_PENDING = env.int("RIS_DICOM_MAX_PENDING", default=64)
 # Maximum PDU length we advertise (P-DATA-TF variable field); longer declared PDUs abort.
 RIS_DICOM_MAX_PDU = env.int("RIS_DICOM_MAX_PDU", default=65536)
 # DICOM TLS (PS3.15 B.1 / BCP 195): a second listener on RIS_DICOM_TLS_PORT when a certificate

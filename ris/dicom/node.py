@@ -25,11 +25,13 @@ from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRL
 from pynetdicom import AE, _config
 from pynetdicom.sop_class import Verification
 
+from .frontdoor import FrontDoor
 from .policy import AssociationPolicy
 from .transport import RISAssociationServer
 
 logger = logging.getLogger(__name__)
 
+PYNETDICOM_MAXIMUM_ASSOCIATIONS = 1_000_000
 VERIFICATION_TRANSFER_SYNTAXES = [ImplicitVRLittleEndian, ExplicitVRLittleEndian, ExplicitVRBigEndian]
 
 
@@ -160,6 +162,11 @@ class DicomNode:
     network_timeout: float | None = None
     maximum_associations: int | None = None
     maximum_pdu_size: int | None = None
+    pdu_read_timeout: float | None = None
+    associate_timeout: float | None = None
+    max_pending_per_address: int | None = None
+    max_pending: int | None = None
+    front_door: FrontDoor | None = field(default=None, init=False)
     ae: AE | None = field(default=None, init=False)
     servers: list[RISAssociationServer] = field(default_factory=list, init=False)
     _threads: list[threading.Thread] = field(default_factory=list, init=False)
@@ -179,6 +186,12 @@ class DicomNode:
         self.maximum_pdu_size = (
             s.RIS_DICOM_MAX_PDU if self.maximum_pdu_size is None else self.maximum_pdu_size
         )
+        if self.pdu_read_timeout is None:
+            self.pdu_read_timeout = s.RIS_DICOM_PDU_READ_TIMEOUT
+        if self.associate_timeout is None:
+            self.associate_timeout = s.RIS_DICOM_ASSOCIATE_TIMEOUT
+        self.max_pending_per_address = self.max_pending_per_address or s.RIS_DICOM_MAX_PENDING_PER_ADDRESS
+        self.max_pending = self.max_pending or s.RIS_DICOM_MAX_PENDING
         if self.ssl_context is None and s.RIS_DICOM_TLS_CERT and self.tls_port is None:
             self.ssl_context = build_ssl_context(
                 cert=s.RIS_DICOM_TLS_CERT, key=s.RIS_DICOM_TLS_KEY, ca=s.RIS_DICOM_TLS_CA
@@ -195,7 +208,11 @@ class DicomNode:
         ae.acse_timeout = self.acse_timeout
         ae.dimse_timeout = self.dimse_timeout
         ae.network_timeout = self.network_timeout
-        ae.maximum_associations = self.maximum_associations
+        # pynetdicom counts every acceptor thread against maximum_associations, connections
+        # that have not sent an A-ASSOCIATE-RQ yet included, so a peer without an AE title could
+        # fill it. The node's FrontDoor counts only accepted associations (frontdoor.py); the
+        # library's own check is kept out of the way.
+        ae.maximum_associations = PYNETDICOM_MAXIMUM_ASSOCIATIONS
         ae.maximum_pdu_size = self.maximum_pdu_size
         # The policy checks called/calling AE titles against Stations; pynetdicom's static
         # lists stay off.
@@ -209,6 +226,12 @@ class DicomNode:
         ae, handlers = self.build_ae()
         self.ae = ae
         policy = AssociationPolicy(ae_title=self.ae_title)
+        self.front_door = FrontDoor(
+            maximum_associations=int(self.maximum_associations or 0),
+            associate_timeout=float(self.associate_timeout or 0),
+            per_address=int(self.max_pending_per_address or 1),
+            total=int(self.max_pending or 1),
+        )
         listeners: list[tuple[int, ssl.SSLContext | None]] = []
         if self.plain:
             listeners.append((int(self.port or 0), None))
@@ -222,6 +245,8 @@ class DicomNode:
                 evt_handlers=handlers,
                 server_class=RISAssociationServer,
                 policy=policy,
+                front_door=self.front_door,
+                pdu_read_timeout=float(self.pdu_read_timeout or 0),
             )
             ae._servers.append(server)  # so ae.shutdown()/server.shutdown() know it
             thread = threading.Thread(

@@ -34,6 +34,7 @@ import socket
 import ssl
 import struct
 import threading
+import time
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, cast
 
@@ -53,6 +54,7 @@ from pynetdicom.pdu_primitives import A_P_ABORT, P_DATA
 from pynetdicom.transport import AssociationSocket, RequestHandler, ThreadedAssociationServer
 
 from .find import FastFindServiceClass
+from .frontdoor import FrontDoor
 
 if TYPE_CHECKING:  # pragma: no cover
     from .policy import AssociationPolicy, StationInfo
@@ -202,15 +204,45 @@ class RISDIMSE(DIMSEServiceProvider):
         self.dul.send_pdu(pdata)
 
 
-class GuardedAssociationSocket(AssociationSocket):
-    """An AssociationSocket that refuses PDUs longer than we advertised."""
+class _DeadlinePassed(Exception):
+    """A PDU (or the A-ASSOCIATE-RQ of a pending connection) did not arrive in time."""
 
-    def __init__(self, assoc: Association, client_socket: socket.socket, *, max_pdata: int) -> None:
+
+class GuardedAssociationSocket(AssociationSocket):
+    """An AssociationSocket that refuses PDUs longer than we advertised and reads each PDU
+    against a deadline.
+
+    * Every PDU, once its first byte is readable, must arrive whole within
+      ``pdu_read_timeout`` seconds (``RIS_DICOM_PDU_READ_TIMEOUT``); before the association is
+      accepted, also before ``associate_deadline`` (``RIS_DICOM_ASSOCIATE_TIMEOUT`` after the
+      TCP accept). pynetdicom reads with blocking ``recv`` calls and no deadline, so a peer that
+      sends half a PDU would hold the thread (and an association slot) for ever.
+    * A pending connection past its deadline is closed (no A-ABORT, as on ARTIM expiry, PS3.8
+      9.2.3); an accepted association gets an A-ABORT (service-provider, reason not specified)
+      and an audit event ``dicom.association_aborted`` with reason ``pdu_read_timeout``.
+    """
+
+    def __init__(
+        self,
+        assoc: Association,
+        client_socket: socket.socket,
+        *,
+        max_pdata: int,
+        pdu_read_timeout: float = 0.0,
+        front_door: FrontDoor | None = None,
+    ) -> None:
         super().__init__(assoc, client_socket=client_socket)
         self.max_pdata = max_pdata
+        self.pdu_read_timeout = pdu_read_timeout
+        self.front_door = front_door
+        self.associate_deadline: float | None = None  # set by FrontDoor.admit, cleared on accept
+        self.accepted = False
+        self.drop_reason = ""
         self._reading_body = False
         self._body_bounded = False
+        self._pdu_deadline = float("inf")
         self._send_lock = threading.Lock()
+        self._is_tls = isinstance(client_socket, ssl.SSLSocket)
 
     def send(self, bytestream: bytes) -> None:
         with self._send_lock:
@@ -232,13 +264,40 @@ class GuardedAssociationSocket(AssociationSocket):
                 self.event_queue.put("Evt17")  # transport connection closed
                 return False
 
+    # -- accepted / dropped -------------------------------------------------------------
+    def mark_accepted(self) -> None:
+        self.accepted = True
+        self.associate_deadline = None
+
+    def drop(self, *, reason: str) -> None:
+        """Close a connection the policy has not accepted (deadline or pending limit).
+
+        Called from the accept loop or the DUL thread. Only ``shutdown`` here: the DUL thread
+        sees the end of the stream and closes the socket itself (closing the descriptor from
+        another thread could hand its number to the next accepted connection meanwhile).
+        """
+        if self.drop_reason:
+            return
+        self.drop_reason = reason
+        assoc = cast("RISAssociation", self.assoc)
+        logger.info("closing pending connection from %s (%s)", assoc.requestor.address, reason)
+        sock = self.socket
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+        if not assoc.is_established:
+            # The acceptor may be waiting for the A-ASSOCIATE-RQ: wake it up now.
+            assoc.dul.to_user_queue.put(A_P_ABORT())
+
+    # -- reading ------------------------------------------------------------------------
     def recv(self, nr_bytes: int) -> bytearray:
         # The DUL reads one PDU as recv(6) (header) followed by recv(length) (body).
         if self._reading_body:
             self._reading_body = False
             # Preallocate only a body the guard bounded (max_pdata 0 means "no limit").
-            return self._recv_exact(nr_bytes) if self._body_bounded else super().recv(nr_bytes)
-        data = self._recv_exact(nr_bytes) if nr_bytes == 6 else super().recv(nr_bytes)
+            return self._read(nr_bytes, self._pdu_deadline, preallocate=self._body_bounded)
+        self._pdu_deadline = self._new_deadline()
+        data = self._read(nr_bytes, self._pdu_deadline, preallocate=nr_bytes == 6)
         if nr_bytes != 6 or len(data) != 6:
             return data
         pdu_type = data[0]
@@ -253,26 +312,110 @@ class GuardedAssociationSocket(AssociationSocket):
         self._body_bounded = bool(limit)
         return data
 
-    def _recv_exact(self, nr_bytes: int) -> bytearray:
-        """Read ``nr_bytes`` into one preallocated buffer (fewer, larger reads, no appends).
+    def _new_deadline(self) -> float:
+        deadline = time.monotonic() + self.pdu_read_timeout if self.pdu_read_timeout else float("inf")
+        if self.associate_deadline is not None and not self.accepted:
+            deadline = min(deadline, self.associate_deadline)
+        return deadline
 
-        pynetdicom reads 4096 bytes per ``recv`` and appends each to a growing bytearray: ~16
-        reads and re-allocations per 64 KiB P-DATA-TF. Only used for lengths the guard already
-        bounded (the header, and bodies of at most the limit), so the buffer stays small. Like
-        pynetdicom, a closed connection returns what was read so far (the DUL sees a short PDU).
+    def _read(self, nr_bytes: int, deadline: float, *, preallocate: bool) -> bytearray:
+        """Read ``nr_bytes`` by ``deadline``; a closed connection returns what was read so far.
+
+        A bounded length is read into one preallocated buffer (pynetdicom reads 4096 bytes per
+        ``recv`` and appends each to a growing bytearray: ~16 reads and re-allocations per
+        64 KiB P-DATA-TF); an unbounded one (``max_pdata`` 0) in chunks, never trusting the
+        declared length for an allocation. Like pynetdicom, a short result makes the DUL
+        signal "transport closed" (Evt17).
         """
         sock = self.socket
         if sock is None:
             return super().recv(nr_bytes)  # raises like pynetdicom (no socket)
-        buffer = bytearray(nr_bytes)
-        view = memoryview(buffer)
-        nr_read = 0
-        while nr_read < nr_bytes:
-            count = sock.recv_into(view[nr_read:])
-            if not count:
-                return buffer[:nr_read]
-            nr_read += count
-        return buffer
+        try:
+            if preallocate:
+                buffer = bytearray(nr_bytes)
+                view = memoryview(buffer)
+                nr_read = 0
+                while nr_read < nr_bytes:
+                    count = self._recv_into(sock, view[nr_read:], deadline)
+                    if not count:
+                        return buffer[:nr_read]
+                    nr_read += count
+                return buffer
+            out = bytearray()
+            chunk = bytearray(min(nr_bytes, 1 << 16))
+            while len(out) < nr_bytes:
+                view = memoryview(chunk)[: min(len(chunk), nr_bytes - len(out))]
+                count = self._recv_into(sock, view, deadline)
+                if not count:
+                    return out
+                out += view[:count]
+            return out
+        except _DeadlinePassed:
+            self._deadline_passed()
+            return bytearray()
+        finally:
+            if self._is_tls:
+                with contextlib.suppress(OSError):
+                    sock.settimeout(None)
+
+    def _recv_into(self, sock: socket.socket, view: memoryview, deadline: float) -> int:
+        if self._is_tls:
+            # An SSLSocket takes no recv flags, and a readable socket may hold half a TLS
+            # record: bound each read with the socket timeout instead.
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise _DeadlinePassed
+            sock.settimeout(None if remaining == float("inf") else remaining)
+            try:
+                return sock.recv_into(view)
+            except TimeoutError:
+                raise _DeadlinePassed from None
+        while True:
+            try:
+                return sock.recv_into(view, 0, socket.MSG_DONTWAIT)
+            except BlockingIOError:
+                pass
+            except InterruptedError:
+                continue
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise _DeadlinePassed
+            poller = select.poll()
+            poller.register(sock.fileno(), select.POLLIN | select.POLLPRI)
+            poller.poll(None if remaining == float("inf") else max(1, int(remaining * 1000)))
+
+    def _deadline_passed(self) -> None:
+        assoc = cast("RISAssociation", self.assoc)
+        if not self.accepted:
+            pending_timeout = (
+                self.associate_deadline is not None and time.monotonic() >= self.associate_deadline
+            )
+            self.drop(reason="associate_timeout" if pending_timeout else "pdu_read_timeout")
+            return
+        assoc.ris_abort_reason = "pdu_read_timeout"
+        assoc.ris_abort_detail = {"timeout": self.pdu_read_timeout}
+        logger.warning(
+            "aborting association from %s: a PDU did not arrive within %.1f s",
+            assoc.requestor.address,
+            self.pdu_read_timeout,
+        )
+        self._send_abort(reason=0x00)
+        self.close()
+
+    def _send_abort(self, *, reason: int) -> None:
+        pdu = A_ABORT_RQ()
+        pdu.source = 0x02  # DICOM UL service-provider
+        pdu.reason_diagnostic = reason
+        sock = self.socket
+        # Don't wait long for the send lock: the association thread may be blocked writing to
+        # a peer that does not read; closing the socket afterwards unblocks it.
+        if sock is not None and self._send_lock.acquire(timeout=1.0):
+            try:
+                sock.settimeout(1.0)
+                with contextlib.suppress(OSError):
+                    sock.sendall(pdu.encode())
+            finally:
+                self._send_lock.release()
 
     def _abort_oversized(self, pdu_type: int, length: int, limit: int) -> None:
         assoc = cast("RISAssociation", self.assoc)
@@ -285,19 +428,7 @@ class GuardedAssociationSocket(AssociationSocket):
             length,
             limit,
         )
-        pdu = A_ABORT_RQ()
-        pdu.source = 0x02  # DICOM UL service-provider
-        pdu.reason_diagnostic = 0x06  # invalid-PDU-parameter value
-        sock = self.socket
-        # Don't wait long for the send lock: the association thread may be blocked writing to
-        # a peer that does not read; closing the socket below unblocks it.
-        if sock is not None and self._send_lock.acquire(timeout=1.0):
-            try:
-                sock.settimeout(1.0)
-                with contextlib.suppress(OSError):
-                    sock.sendall(pdu.encode())
-            finally:
-                self._send_lock.release()
+        self._send_abort(reason=0x06)  # invalid-PDU-parameter value
         self.close()
         if not assoc.is_established:
             # The acceptor is still waiting for the A-ASSOCIATE-RQ: wake it up now rather
@@ -458,6 +589,10 @@ class RISAssociation(Association):
             if self._tls_handshake():
                 super().run_reactor()
         finally:
+            sock = self.dul.socket
+            front_door = getattr(sock, "front_door", None)
+            if front_door is not None:
+                front_door.release(sock)
             try:
                 self._audit_abort()
                 self._run_deferred()
@@ -537,7 +672,12 @@ class RISAssociation(Association):
         if not isinstance(sock, ssl.SSLSocket):
             return True
         try:
-            sock.settimeout(self.acse_timeout)
+            guarded = cast(GuardedAssociationSocket, self.dul.socket)
+            timeout = self.acse_timeout
+            if guarded.associate_deadline is not None:
+                remaining = max(0.001, guarded.associate_deadline - time.monotonic())
+                timeout = remaining if timeout is None else min(timeout, remaining)
+            sock.settimeout(timeout)
             sock.do_handshake()
             sock.settimeout(None)
             return True
@@ -590,8 +730,16 @@ class RISRequestHandler(RequestHandler):
         assoc.acse = PolicyACSE(assoc)
         assoc.name = f"AcceptorThread@{datetime.now():%Y%m%d%H%M%S}"
 
-        sock = GuardedAssociationSocket(assoc, client_socket=self.request, max_pdata=self.ae.maximum_pdu_size)
+        sock = GuardedAssociationSocket(
+            assoc,
+            client_socket=self.request,
+            max_pdata=self.ae.maximum_pdu_size,
+            pdu_read_timeout=server.pdu_read_timeout,
+            front_door=server.front_door,
+        )
         assoc.set_socket(sock)
+        if server.front_door is not None:
+            sock.associate_deadline = server.front_door.admit(sock, self.client_address[0])
 
         assoc.acceptor.maximum_length = self.ae.maximum_pdu_size
         assoc.acceptor.ae_title = server.ae_title
@@ -618,10 +766,26 @@ class RISAssociationServer(ThreadedAssociationServer):
     daemon_threads = True
     ris_policy: AssociationPolicy | None = None
 
-    def __init__(self, *args: Any, policy: AssociationPolicy | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *args: Any,
+        policy: AssociationPolicy | None = None,
+        front_door: FrontDoor | None = None,
+        pdu_read_timeout: float = 0.0,
+        **kwargs: Any,
+    ) -> None:
         kwargs.setdefault("request_handler", RISRequestHandler)
         super().__init__(*args, **kwargs)
         self.ris_policy = policy
+        self.front_door = front_door
+        self.pdu_read_timeout = pdu_read_timeout
+
+    def service_actions(self) -> None:
+        # Called by serve_forever() every poll interval: close pending connections whose
+        # A-ASSOCIATE-RQ is overdue (a silent peer never reaches a read deadline).
+        super().service_actions()
+        if self.front_door is not None:
+            self.front_door.reap()
 
     def process_request(self, request, client_address) -> None:
         # RISRequestHandler.handle() only builds the association and starts its thread (TLS
