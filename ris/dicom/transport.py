@@ -36,6 +36,7 @@ import struct
 import threading
 import time
 from datetime import datetime
+from io import BytesIO
 from typing import TYPE_CHECKING, Any, cast
 
 from django.db import close_old_connections, connections
@@ -44,7 +45,9 @@ from pynetdicom import PYNETDICOM_IMPLEMENTATION_UID, PYNETDICOM_IMPLEMENTATION_
 from pynetdicom._globals import MODE_ACCEPTOR
 from pynetdicom.association import Association
 from pynetdicom.dimse import DIMSEServiceProvider
-from pynetdicom.dimse_primitives import C_FIND, C_STORE
+from pynetdicom.dimse_messages import C_STORE_RQ as C_STORE_RQ_MESSAGE
+from pynetdicom.dimse_messages import DIMSEMessage
+from pynetdicom.dimse_primitives import C_CANCEL, C_FIND, C_STORE, N_EVENT_REPORT
 from pynetdicom.dsutils import create_file_meta as _pynetdicom_create_file_meta
 from pynetdicom.dul import DULServiceProvider
 from pynetdicom.pdu import A_ABORT_RQ
@@ -52,6 +55,7 @@ from pynetdicom.pdu import P_DATA_TF as P_DATA_TF_PDU
 from pynetdicom.pdu_items import PresentationDataValueItem
 from pynetdicom.pdu_primitives import A_P_ABORT, P_DATA
 from pynetdicom.transport import AssociationSocket, RequestHandler, ThreadedAssociationServer
+from pynetdicom.utils import make_target
 
 from .find import FastFindServiceClass
 from .frontdoor import FrontDoor
@@ -187,8 +191,212 @@ def encode_store_response(primitive: C_STORE) -> bytes | None:
     return struct.pack("<HHII", 0x0000, 0x0000, 4, len(body)) + body
 
 
+# -- malformed DIMSE messages ----------------------------------------------------------------
+# A C-STORE-RQ whose Affected SOP Class/Instance UID is missing, empty, longer than 64
+# characters or not made of digits and dots is answered 0xA900 here: pynetdicom's chunked
+# receive needs both to write the File Meta Information and raises otherwise (which used to
+# kill the association's DUL thread with no answer). Every other message that cannot be
+# decoded ends the association with an A-ABORT (service-provider, invalid PDU parameter value)
+# recorded as ``dicom.association_aborted`` reason ``malformed_dimse``.
+STATUS_DATASET_MISMATCH = 0xA900  # PS3.4 Table B.2-1 "Data Set does not match SOP Class"
+STATUS_CANNOT_UNDERSTAND = 0xC000
+_UID_CHARS = re.compile(r"[0-9.]{1,64}")
+
+
+def command_uid_problem(command_set, keyword: str) -> str:
+    """Why the command set's ``keyword`` UID is unusable ("" when it is usable)."""
+    label = "Affected SOP Instance UID" if keyword == "AffectedSOPInstanceUID" else "Affected SOP Class UID"
+    try:
+        value = command_set.get(keyword)
+    except Exception:
+        return f"{label} cannot be decoded"
+    if value is None:
+        return f"{label} is missing"
+    value = str(value).rstrip("\0 ")
+    if not value:
+        return f"{label} is empty"
+    if len(value) > 64:
+        return f"{label} is longer than 64 characters"
+    if not _UID_CHARS.fullmatch(value):
+        return f"{label} is not a valid UID"
+    return ""
+
+
+class _DiscardFile:
+    """Where the data set of a refused C-STORE goes (pynetdicom writes, then flushes ``.file``)."""
+
+    file = property(lambda self: self)
+
+    def write(self, data) -> int:
+        return len(data)
+
+    def flush(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
 class RISDIMSE(DIMSEServiceProvider):
-    """pynetdicom's DIMSE provider; common C-STORE responses are encoded directly."""
+    """pynetdicom's DIMSE provider; common C-STORE responses are encoded directly, malformed
+    messages get a status or an A-ABORT (never an exception in the DUL thread)."""
+
+    def receive_primitive(self, primitive) -> None:
+        # pynetdicom.dimse.DIMSEServiceProvider.receive_primitive, with every decoding
+        # failure answered (0xA900/0xC000 for a C-STORE, else an A-ABORT with a reason) and
+        # the command UIDs of a C-STORE checked once its command set is complete.
+        message = self.message
+        if message is None:
+            message = self.message = DIMSEMessage()
+        if getattr(message, "ris_refusal", None) is not None:
+            self._continue_refused(primitive)
+            return
+        try:
+            complete = message.decode_msg(primitive, self.assoc)
+        except Exception as exc:
+            self._decode_failed(primitive, exc)
+            return
+        message = self.message
+        if isinstance(message, C_STORE_RQ_MESSAGE) and not getattr(message, "ris_checked", False):
+            message.ris_checked = True
+            try:
+                problem = next(
+                    (
+                        p
+                        for p in (
+                            command_uid_problem(message.command_set, kw)
+                            for kw in ("AffectedSOPInstanceUID", "AffectedSOPClassUID")
+                        )
+                        if p
+                    ),
+                    "",
+                )
+                message_id = message.command_set.get("MessageID") if problem else None
+            except Exception as exc:  # an element pydicom cannot decode (wrong VR or length)
+                self._abort_malformed(exc)
+                return
+            if problem and isinstance(message_id, int):
+                self._refuse(message, STATUS_DATASET_MISMATCH, problem, message_id)
+                if complete:
+                    self._send_refusal(message)
+                return
+        if not complete:
+            return
+        evt.trigger(self.assoc, evt.EVT_DIMSE_RECV, {"message": message})
+        context_id = cast(int, message.context_id)
+        try:
+            d_primitive = message.message_to_primitive()
+        except Exception as exc:
+            self._abort_malformed(exc)
+            return
+        if isinstance(d_primitive, C_CANCEL) and len(self.cancel_req) < 10:
+            self.cancel_req[cast(int, d_primitive.MessageIDBeingRespondedTo)] = d_primitive
+        elif isinstance(d_primitive, N_EVENT_REPORT) and d_primitive.is_valid_request:
+            # As pynetdicom: served at once in a thread of its own (would block the DUL).
+            threading.Thread(
+                target=make_target(self.assoc._serve_request), args=(d_primitive, context_id)
+            ).start()
+        else:
+            self.msg_queue.put((context_id, d_primitive))
+        # Reset the DIMSE message, ready for the next one (pynetdicom issue #41).
+        message.encoded_command_set = BytesIO()
+        message.data_set = BytesIO()
+        message._data_set_file = None
+        message._data_set_path = None
+        self.message = None
+
+    def _decode_failed(self, primitive, exc: Exception) -> None:
+        message = self.message
+        command_set = getattr(message, "command_set", None)
+        message_id = None
+        with contextlib.suppress(Exception):
+            message_id = command_set.get("MessageID") if command_set is not None else None
+        if not (
+            isinstance(message, C_STORE_RQ_MESSAGE)
+            and isinstance(message_id, int)
+            and message.context_id is not None
+            and command_set.get("CommandDataSetType") != 0x0101
+        ):
+            self._abort_malformed(exc)
+            return
+        problems = [
+            command_uid_problem(command_set, kw) for kw in ("AffectedSOPInstanceUID", "AffectedSOPClassUID")
+        ]
+        problem = next((p for p in problems if p), "")
+        if problem:
+            self._refuse(message, STATUS_DATASET_MISMATCH, problem, message_id)
+        else:
+            logger.warning("C-STORE command set could not be processed: %s", type(exc).__name__)
+            self._refuse(message, STATUS_CANNOT_UNDERSTAND, "Command set cannot be processed", message_id)
+        # The rest of this P-DATA (data set fragments after the command) still counts.
+        pdvs = list(primitive.presentation_data_value_list)
+        final = next((i for i, (_cx, data) in enumerate(pdvs) if data[0] & 0x03 == 0x03), len(pdvs))
+        rest = P_DATA()
+        rest.presentation_data_value_list = pdvs[final + 1 :]
+        if rest.presentation_data_value_list:
+            self._continue_refused(rest)
+
+    def _refuse(self, message, status: int, comment: str, message_id: int) -> None:
+        """Answer ``status`` once the data set has arrived; discard what was received of it."""
+        logger.warning(
+            "C-STORE from %s refused 0x%04X before the handler: %s",
+            self.assoc.requestor.address,
+            status,
+            comment,
+        )
+        received = getattr(message, "_data_set_file", None)
+        if received is not None and hasattr(received, "_discard"):
+            received._discard()  # our ReceiveFile: remove the partial file now
+        elif received is not None:
+            with contextlib.suppress(Exception):
+                received.close()
+                if message._data_set_path:
+                    message._data_set_path.unlink(missing_ok=True)
+        message._data_set_file = _DiscardFile()
+        message._data_set_path = None
+        message.ris_refusal = (status, comment, message_id, message.context_id)
+
+    def _abort_malformed(self, exc: Exception) -> None:
+        assoc = cast("RISAssociation", self.assoc)
+        logger.warning(
+            "aborting association from %s: malformed DIMSE message (%s)",
+            assoc.requestor.address,
+            type(exc).__name__,
+        )
+        assoc.ris_abort_reason = "malformed_dimse"
+        assoc.ris_abort_detail = {"error": type(exc).__name__}
+        received = getattr(self.message, "_data_set_file", None)
+        if received is not None and hasattr(received, "_discard"):
+            received._discard()  # the partial receive file goes now, not at the next sweep
+        self.message = None
+        sock = self.dul.socket
+        if isinstance(sock, GuardedAssociationSocket):
+            sock._send_abort(reason=0x06)  # invalid-PDU-parameter value
+            sock.close()
+        else:  # pragma: no cover - not our socket
+            self.dul.event_queue.put("Evt19")
+
+    def _continue_refused(self, primitive) -> None:
+        message = self.message
+        try:
+            complete = message.decode_msg(primitive, self.assoc)
+        except Exception:  # pragma: no cover - only data set fragments reach here
+            complete = True
+        if complete:
+            self._send_refusal(message)
+
+    def _send_refusal(self, message) -> None:
+        status, comment, message_id, context_id = message.ris_refusal
+        self.message = None
+        rsp = C_STORE()
+        rsp.MessageIDBeingRespondedTo = message_id
+        for keyword in ("AffectedSOPClassUID", "AffectedSOPInstanceUID"):
+            if not command_uid_problem(message.command_set, keyword):
+                with contextlib.suppress(Exception):
+                    setattr(rsp, keyword, str(message.command_set.get(keyword)).rstrip("\\0 "))
+        rsp.Status = status
+        rsp.ErrorComment = comment[:64]
+        self.send_msg(rsp, context_id)
 
     def send_msg(self, primitive, context_id: int) -> None:
         encoded = None
@@ -221,6 +429,15 @@ class GuardedAssociationSocket(AssociationSocket):
       9.2.3); an accepted association gets an A-ABORT (service-provider, reason not specified)
       and an audit event ``dicom.association_aborted`` with reason ``pdu_read_timeout``.
     """
+
+    # Class-level defaults: the state of a socket built without __init__ (unit tests).
+    pdu_read_timeout = 0.0
+    front_door: FrontDoor | None = None
+    associate_deadline: float | None = None
+    accepted = False
+    drop_reason = ""
+    _pdu_deadline = float("inf")
+    _is_tls = False
 
     def __init__(
         self,
@@ -487,6 +704,25 @@ class RISDUL(DULServiceProvider):
         pdu.presentation_data_value_items = items
         return pdu, "Evt10"
 
+    def _abort_on_failure(self) -> None:
+        abort_pdu = A_ABORT_RQ()
+        abort_pdu.source = 0x02
+        abort_pdu.reason_diagnostic = 0x00
+        with contextlib.suppress(Exception):
+            self.socket.send(abort_pdu.encode())
+        with contextlib.suppress(Exception):
+            self.socket.close()
+        assoc = cast("RISAssociation", self.assoc)
+        if not assoc.ris_abort_reason:
+            assoc.ris_abort_reason = "internal_error"
+            assoc.ris_abort_detail = {}
+        self.assoc.is_aborted = True
+        self.assoc.is_established = False
+        self.assoc._kill = True
+        self._kill_thread = True
+        with contextlib.suppress(Exception):
+            self.to_user_queue.put(A_P_ABORT())
+
     def _pdu_recv_observed(self) -> bool:
         get_handlers = self.assoc.get_handlers
         return bool(get_handlers(evt.EVT_DATA_RECV) or get_handlers(evt.EVT_PDU_RECV))
@@ -543,22 +779,21 @@ class RISDUL(DULServiceProvider):
                         self._idle_timer.restart()
                 except Exception:
                     logger.exception("DUL failure; aborting the association")
-                    abort_pdu = A_ABORT_RQ()
-                    abort_pdu.source = 0x02
-                    abort_pdu.reason_diagnostic = 0x00
-                    with contextlib.suppress(Exception):
-                        self.socket.send(abort_pdu.encode())
-                    self.assoc.is_aborted = True
-                    self.assoc.is_established = False
-                    self.assoc._kill = True
-                    self._kill_thread = True
+                    self._abort_on_failure()
                     return
                 try:
                     event = self.event_queue.get(block=False)
                 except queue.Empty:
                     self._idle_wait()
                     continue
-                self.state_machine.do_action(event)
+                try:
+                    self.state_machine.do_action(event)
+                except Exception:
+                    # pynetdicom lets an exception in a state machine action end the DUL
+                    # thread: the peer would get neither an answer nor an A-ABORT.
+                    logger.exception("DUL state machine failed on %s; aborting the association", event)
+                    self._abort_on_failure()
+                    return
                 self.activity.set()
         finally:
             self.activity.set()
@@ -652,6 +887,19 @@ class RISAssociation(Association):
     def _serve_request(self, msg, context_id: int) -> None:
         # C-FIND goes through the node's FastFindServiceClass (pre-encoded identifiers, one
         # command encoding per request); everything else through pynetdicom's dispatch.
+        if not self._sent_release and not msg.is_valid_request and msg.MessageIDBeingRespondedTo is None:
+            # pynetdicom ignores a request without its required parameters (e.g. no Message
+            # ID): the peer would wait for an answer that never comes.
+            logger.warning(
+                "aborting association from %s: invalid %s request", self.requestor.address, msg.msg_type
+            )
+            self.ris_abort_reason = "malformed_dimse"
+            self.ris_abort_detail = {"error": f"invalid {msg.msg_type}"}
+            sock = self.dul.socket
+            if isinstance(sock, GuardedAssociationSocket):
+                sock._send_abort(reason=0x06)
+            self.abort()
+            return
         context = self._accepted_cx.get(context_id)
         if context is None or self._sent_release or not isinstance(msg, C_FIND) or not msg.is_valid_request:
             super()._serve_request(msg, context_id)
