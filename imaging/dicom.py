@@ -126,6 +126,12 @@ def contribute(ae) -> list:
     """Add Storage SCP contexts to the node's AE and return its handlers (docs/CONTRACTS.md)."""
     _config.STORE_RECV_CHUNKED_DATASET = True
     storage.install_receive_file()
+    # The node is starting: nothing of this process is receiving yet, so a temporary file no
+    # live process holds is what a crash left behind (issue 9 item 6).
+    try:
+        storage.tmp_cleanup_at_startup()
+    except Exception:  # never keep the node from starting over housekeeping
+        logger.exception("could not clean the storage root's temporary files")
     for cx in AllStoragePresentationContexts:
         ae.add_supported_context(cx.abstract_syntax, TRANSFER_SYNTAXES)
     return [
