@@ -246,9 +246,9 @@ def tmp_cleanup_at_startup() -> int:
 
 def install_receive_file() -> None:
     """Make pynetdicom's chunked C-STORE receive write ``ReceiveFile``s (see its docstring)."""
-    from pynetdicom import dimse_messages
+    from ris.dicom import patches
 
-    dimse_messages.NamedTemporaryFile = ReceiveFile  # type: ignore[assignment]
+    patches.use_receive_file(ReceiveFile)
 
 
 def _fsync_dir(path: Path) -> None:

@@ -22,9 +22,10 @@ from typing import Any
 
 from django.conf import settings
 from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
-from pynetdicom import AE, _config
+from pynetdicom import AE
 from pynetdicom.sop_class import Verification
 
+from . import patches
 from .frontdoor import FrontDoor
 from .policy import AssociationPolicy
 from .transport import RISAssociationServer
@@ -33,20 +34,6 @@ logger = logging.getLogger(__name__)
 
 PYNETDICOM_MAXIMUM_ASSOCIATIONS = 1_000_000
 VERIFICATION_TRANSFER_SYNTAXES = [ImplicitVRLittleEndian, ExplicitVRLittleEndian, ExplicitVRBigEndian]
-
-
-def configure_pynetdicom() -> None:
-    """Library-wide switches: never log identifiers or values (patient data), no per-PDU debug handlers."""
-    _config.LOG_REQUEST_IDENTIFIERS = False
-    _config.LOG_RESPONSE_IDENTIFIERS = False
-    # pydicom's value validation logs the offending value (a patient's name, an ID) at WARNING;
-    # the node validates what it needs itself (worklist/mwl.py) and logs no patient data.
-    from pydicom import config as pydicom_config
-
-    pydicom_config.settings.reading_validation_mode = pydicom_config.IGNORE
-    if not logging.getLogger("pynetdicom").isEnabledFor(logging.DEBUG):
-        # The "standard" handlers format every PDU and DIMSE message even when nothing logs them.
-        _config.LOG_HANDLER_LEVEL = "none"
 
 
 def build_ssl_context(*, cert: str, key: str, ca: str) -> ssl.SSLContext:
@@ -163,6 +150,7 @@ class DicomNode:
     maximum_associations: int | None = None
     maximum_pdu_size: int | None = None
     pdu_read_timeout: float | None = None
+    accelerated: bool | None = None
     associate_timeout: float | None = None
     max_pending_per_address: int | None = None
     max_pending: int | None = None
@@ -186,6 +174,8 @@ class DicomNode:
         self.maximum_pdu_size = (
             s.RIS_DICOM_MAX_PDU if self.maximum_pdu_size is None else self.maximum_pdu_size
         )
+        if self.accelerated is None:
+            self.accelerated = s.RIS_DICOM_ACCELERATED
         if self.pdu_read_timeout is None:
             self.pdu_read_timeout = s.RIS_DICOM_PDU_READ_TIMEOUT
         if self.associate_timeout is None:
@@ -203,7 +193,7 @@ class DicomNode:
 
     # -- assembly ---------------------------------------------------------------------
     def build_ae(self) -> tuple[AE, list[tuple[Any, ...]]]:
-        configure_pynetdicom()
+        patches.apply(accelerated=bool(self.accelerated))
         ae = AE(ae_title=self.ae_title)
         ae.acse_timeout = self.acse_timeout
         ae.dimse_timeout = self.dimse_timeout
@@ -247,6 +237,7 @@ class DicomNode:
                 policy=policy,
                 front_door=self.front_door,
                 pdu_read_timeout=float(self.pdu_read_timeout or 0),
+                accelerated=bool(self.accelerated),
             )
             ae._servers.append(server)  # so ae.shutdown()/server.shutdown() know it
             thread = threading.Thread(

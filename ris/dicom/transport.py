@@ -41,7 +41,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from django.db import close_old_connections, connections
 from pydicom.filewriter import write_file_meta_info as _pydicom_write_file_meta_info
-from pynetdicom import PYNETDICOM_IMPLEMENTATION_UID, PYNETDICOM_IMPLEMENTATION_VERSION, dimse_messages, evt
+from pynetdicom import PYNETDICOM_IMPLEMENTATION_UID, PYNETDICOM_IMPLEMENTATION_VERSION, evt
 from pynetdicom._globals import MODE_ACCEPTOR
 from pynetdicom.association import Association
 from pynetdicom.dimse import DIMSEServiceProvider
@@ -138,12 +138,6 @@ def _fast_write_file_meta_info(fp, file_meta, enforce_standard: bool = True) -> 
         fp.write(file_meta)
         return
     _pydicom_write_file_meta_info(fp, file_meta, enforce_standard)
-
-
-def install_fast_file_meta() -> None:
-    """Point pynetdicom's chunked C-STORE receive at the direct File Meta encoder (idempotent)."""
-    dimse_messages.create_file_meta = _fast_create_file_meta  # type: ignore[assignment]
-    dimse_messages.write_file_meta_info = _fast_write_file_meta_info  # type: ignore[assignment]
 
 
 # -- C-STORE-RSP -----------------------------------------------------------------------------
@@ -401,7 +395,7 @@ class RISDIMSE(DIMSEServiceProvider):
     def send_msg(self, primitive, context_id: int) -> None:
         encoded = None
         is_store_response = type(primitive) is C_STORE and primitive.MessageIDBeingRespondedTo is not None
-        if is_store_response and not self.assoc.get_handlers(evt.EVT_DIMSE_SENT):
+        if is_store_response and _accelerated(self.assoc) and not self.assoc.get_handlers(evt.EVT_DIMSE_SENT):
             encoded = encode_store_response(primitive)
         max_pdu = self.maximum_pdu_size
         if encoded is None or (max_pdu and len(encoded) > max_pdu - 6):
@@ -410,6 +404,11 @@ class RISDIMSE(DIMSEServiceProvider):
         pdata = P_DATA()
         pdata.presentation_data_value_list.append((context_id, b"\x03" + encoded))  # last command fragment
         self.dul.send_pdu(pdata)
+
+
+def _accelerated(assoc) -> bool:
+    """RIS_DICOM_ACCELERATED for this association (ris/dicom/patches.py)."""
+    return getattr(assoc, "ris_accelerated", True)
 
 
 class _DeadlinePassed(Exception):
@@ -682,7 +681,7 @@ class RISDUL(DULServiceProvider):
         reads each PDU into a new bytearray); the DIMSE layer only slices and writes them.
         Malformed PDV items raise, as in pynetdicom (the DUL then signals Evt19).
         """
-        if bytestream[0] != P_DATA_TF or self._pdu_recv_observed():
+        if bytestream[0] != P_DATA_TF or not _accelerated(self.assoc) or self._pdu_recv_observed():
             return super()._decode_pdu(bytestream)
         view = memoryview(bytestream)
         end = len(view)
@@ -763,6 +762,14 @@ class RISDUL(DULServiceProvider):
 
     def run_reactor(self) -> None:
         # pynetdicom.dul.DULServiceProvider.run_reactor with the idle sleep replaced.
+        if not _accelerated(self.assoc):
+            try:
+                super().run_reactor()
+            finally:
+                for sock in (self._wake_r, self._wake_w):
+                    with contextlib.suppress(OSError):
+                        sock.close()
+            return
         self._idle_timer.start()
         try:
             while True:
@@ -806,6 +813,7 @@ class RISAssociation(Association):
     """Acceptor association with DB hygiene, deferred TLS handshake and policy state."""
 
     ris_station: StationInfo | None = None
+    ris_accelerated: bool = True  # RIS_DICOM_ACCELERATED (ris/dicom/patches.py)
     ris_abort_reason: str = ""
     ris_abort_detail: dict | None = None
 
@@ -847,7 +855,7 @@ class RISAssociation(Association):
         # pynetdicom.association.Association._run_reactor, waiting on the DUL's activity
         # instead of sleeping 1 ms per loop.
         activity: threading.Event | None = getattr(self.dul, "activity", None)
-        if activity is None:  # pragma: no cover - not our DUL
+        if activity is None or not self.ris_accelerated:
             super()._run_reactor()
             return
         self._is_paused = False
@@ -967,8 +975,8 @@ class RISRequestHandler(RequestHandler):
         from .policy import PolicyACSE
 
         server = cast("RISAssociationServer", self.server)
-        install_fast_file_meta()
         assoc = RISAssociation(self.ae, MODE_ACCEPTOR)
+        assoc.ris_accelerated = server.accelerated
         assoc.dul = RISDUL(assoc)
         assoc.dimse = RISDIMSE(assoc)
         # The timeouts live on the DUL's timers: apply them to the new one.
@@ -1020,11 +1028,13 @@ class RISAssociationServer(ThreadedAssociationServer):
         policy: AssociationPolicy | None = None,
         front_door: FrontDoor | None = None,
         pdu_read_timeout: float = 0.0,
+        accelerated: bool = True,
         **kwargs: Any,
     ) -> None:
         kwargs.setdefault("request_handler", RISRequestHandler)
         super().__init__(*args, **kwargs)
         self.ris_policy = policy
+        self.accelerated = accelerated
         self.front_door = front_door
         self.pdu_read_timeout = pdu_read_timeout
 
