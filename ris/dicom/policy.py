@@ -16,6 +16,7 @@ import logging
 import socket
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -58,11 +59,22 @@ class Decision:
 STATION_FIELDS = ("id", "ae_title", "name", "modality", "room", "host", "charset_profile", "worklist_scope")
 
 
-def load_station(ae_title: str) -> StationInfo | None:
-    from scheduling.models import Station
+StationLoader = Callable[[str], "StationInfo | None"]
+_station_loader: StationLoader | None = None
 
-    row = Station.objects.filter(ae_title=ae_title, active=True).values(*STATION_FIELDS).first()
-    return StationInfo(**row) if row else None
+
+def register_station_loader(loader: StationLoader) -> None:
+    """Called by the app that owns stations (``scheduling.dicom.contribute``) at node start."""
+    global _station_loader
+    _station_loader = loader
+
+
+def load_station(ae_title: str) -> StationInfo | None:
+    """The registered station lookup; with none registered no calling AE is known."""
+    if _station_loader is None:
+        logger.warning("no station lookup registered (is scheduling.dicom in RIS_DICOM_SERVICES?)")
+        return None
+    return _station_loader(ae_title)
 
 
 _HOST_CACHE: dict[str, tuple[float, frozenset[str]]] = {}
