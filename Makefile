@@ -5,6 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/ris
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/0
+DICOM_TESTS ?= tests/dicom tests/worklist/test_dicom_mpps.py tests/imaging/test_transfer_syntaxes.py tests/imaging/test_node_faults.py
 
 .PHONY: run test venv venv-dev messages lint typecheck migrate-check services bench clean lock audit
 
@@ -56,6 +57,9 @@ test: venv-dev messages
 	DATABASE_URL=$(TEST_DATABASE_URL) $(BIN)/python manage.py makemigrations --check --dry-run -v0
 	DATABASE_URL=$(TEST_DATABASE_URL) RIS_TEST_REDIS_URL=$(TEST_REDIS_URL) \
 		$(BIN)/pytest $(PYTEST_ARGS)
+	@# The DICOM node's tests again with the speed-only pynetdicom paths off (ris/dicom/patches.py).
+	DATABASE_URL=$(TEST_DATABASE_URL) RIS_TEST_REDIS_URL=$(TEST_REDIS_URL) RIS_DICOM_ACCELERATED=false \
+		$(BIN)/pytest -q -m "dicom and not browser" $(DICOM_TESTS)
 
 lint: venv-dev
 	$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/lint-imports

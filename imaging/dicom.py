@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import logging
 
-from django.db import close_old_connections, connection
+from django.db import connection
 from pydicom.dataset import Dataset
-from pynetdicom import _config, evt
+from pynetdicom import evt
 from pynetdicom._globals import ALL_TRANSFER_SYNTAXES
 from pynetdicom.presentation import AllStoragePresentationContexts
 
+from ris.dicom.handlers import calling_ae, refresh_connections, status_dataset
 from ris.dicom_metrics import instrument
 
 from . import services, storage
@@ -36,12 +37,33 @@ TRANSFER_SYNTAXES = list(dict.fromkeys([*ALL_TRANSFER_SYNTAXES, *EXTRA_TRANSFER_
 
 _ASSOC_ATTR = "_ris_imaging_received"
 
+# C-STORE / STOW-RS failure statuses (PS3.4 Table B.2-1, PS3.18 Table 10.5.3-1).
+STATUS_OUT_OF_RESOURCES = 0xA700
+STATUS_DB_UNAVAILABLE = 0xA701
+STATUS_STORAGE_ERROR = 0xA702
+STATUS_DATASET_MISMATCH = 0xA900
+STATUS_CANNOT_UNDERSTAND = 0xC000
+STATUS_SOP_CLASS_NOT_SUPPORTED = 0x0122
 
-def _release_connections() -> None:
-    # Each association thread drops stale connections before and after its work; never in
-    # the middle of a caller's transaction (tests call the handler inside one).
-    if not connection.in_atomic_block:
-        close_old_connections()
+RECEIVE_STATUSES: tuple[tuple[type[services.ReceiveRefused], int], ...] = (
+    (services.ObjectInvalid, STATUS_DATASET_MISMATCH),
+    (services.ObjectUndecodable, STATUS_CANNOT_UNDERSTAND),
+    (services.SOPClassNotStorage, STATUS_SOP_CLASS_NOT_SUPPORTED),
+    (services.StorageOutOfSpace, STATUS_OUT_OF_RESOURCES),
+    (services.StorageUnavailable, STATUS_STORAGE_ERROR),
+    (services.RecordUnavailable, STATUS_DB_UNAVAILABLE),
+)
+
+
+def receive_status(exc: services.ReceiveRefused) -> int:
+    """The DIMSE status (also the STOW-RS Failure Reason) for a refused object."""
+    for kind, status in RECEIVE_STATUSES:
+        if isinstance(exc, kind):
+            return status
+    return STATUS_CANNOT_UNDERSTAND
+
+
+_release_connections = refresh_connections
 
 
 def _healthy_connection() -> None:
@@ -61,17 +83,10 @@ def _healthy_connection() -> None:
 
 
 def _status(code: int, comment: str = "") -> Dataset | int:
-    if not comment:
-        return code
-    ds = Dataset()
-    ds.Status = code
-    ds.ErrorComment = comment[:64]
-    return ds
+    return status_dataset(code, comment) if comment else code
 
 
-def _calling_ae(event) -> str:
-    ae = event.assoc.requestor.ae_title
-    return (ae.decode(errors="replace") if isinstance(ae, bytes) else str(ae)).strip()
+_calling_ae = calling_ae
 
 
 def handle_store(event) -> Dataset | int:
@@ -100,8 +115,9 @@ def handle_store(event) -> Dataset | int:
         received[result.study_instance_uid] = received.get(result.study_instance_uid, 0) + 1
         return 0x0000
     except services.ReceiveRefused as exc:
-        logger.warning("C-STORE from %s refused 0x%04X: %s", _calling_ae(event), exc.status, exc)
-        return _status(exc.status, str(exc))
+        status = receive_status(exc)
+        logger.warning("C-STORE from %s refused 0x%04X: %s", _calling_ae(event), status, exc)
+        return _status(status, str(exc))
     except Exception:
         logger.exception("C-STORE handler failed")
         _healthy_connection()
@@ -126,8 +142,13 @@ def handle_association_end(event) -> None:
 
 def contribute(ae) -> list:
     """Add Storage SCP contexts to the node's AE and return its handlers (docs/CONTRACTS.md)."""
-    _config.STORE_RECV_CHUNKED_DATASET = True
-    storage.install_receive_file()
+    storage.install_receive_file()  # and chunked receive on (ris/dicom/patches.py)
+    # The node is starting: nothing of this process is receiving yet, so a temporary file no
+    # live process holds is what a crash left behind (issue 9 item 6).
+    try:
+        storage.tmp_cleanup_at_startup()
+    except Exception:  # never keep the node from starting over housekeeping
+        logger.exception("could not clean the storage root's temporary files")
     for cx in AllStoragePresentationContexts:
         ae.add_supported_context(cx.abstract_syntax, TRANSFER_SYNTAXES)
     return [

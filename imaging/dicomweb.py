@@ -25,6 +25,7 @@ from audit.services import audit_record
 from ris.vr import validate_ui
 
 from . import previews, services, storage
+from .dicom import STATUS_CANNOT_UNDERSTAND, receive_status
 from .models import Instance, Study
 
 logger = logging.getLogger(__name__)
@@ -326,11 +327,14 @@ def stow(request, study_uid: str | None):
         for headers, start, end in _iter_parts(fp, size, boundary):
             part_type = headers.get("content-type", "application/dicom").split(";")[0].strip().lower()
             part_path = None
+            lock_fd = None
             try:
                 if part_type != "application/dicom":
-                    failed.append(_dicom_json_ref("", "", failure=services.STATUS_CANNOT_UNDERSTAND))
+                    failed.append(_dicom_json_ref("", "", failure=STATUS_CANNOT_UNDERSTAND))
                     continue
                 fd, part_path = tempfile.mkstemp(dir=storage.tmp_dir(), prefix="stow-")
+                lock_fd = os.dup(fd)  # holds the part's lock until it is removed (storage.hold_lock)
+                storage.hold_lock(lock_fd)
                 with os.fdopen(fd, "wb") as out:
                     fp.seek(start)
                     remaining = end - start
@@ -355,7 +359,7 @@ def stow(request, study_uid: str | None):
                         _dicom_json_ref(
                             sop_class if _valid_uid(sop_class) else "",
                             sop_inst if _valid_uid(sop_inst) else "",
-                            failure=exc.status,
+                            failure=receive_status(exc),
                         )
                     )
                     continue
@@ -371,6 +375,9 @@ def stow(request, study_uid: str | None):
                 if part_path:
                     with suppress(OSError):
                         os.unlink(part_path)
+                if lock_fd is not None:
+                    with suppress(OSError):
+                        os.close(lock_fd)
     except StowError as exc:
         return _bad(str(exc), exc.status)
     finally:

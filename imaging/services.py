@@ -29,6 +29,7 @@ from pynetdicom.sop_class import uid_to_service_class
 
 from audit.services import audit_record
 from ris.errors import ApplicationError, Conflict, PermanentError, RetriableError
+from ris.lifecycle import Lifecycle, Transition
 from ris.vr import validate_ui
 
 from . import dicomfile, indexing, storage
@@ -47,21 +48,63 @@ from .models import (
 
 logger = logging.getLogger(__name__)
 
-# C-STORE / STOW-RS failure statuses (PS3.4 Table B.2-1, PS3.18 Table 10.5.3-1).
-STATUS_OUT_OF_RESOURCES = 0xA700
-STATUS_DB_UNAVAILABLE = 0xA701
-STATUS_STORAGE_ERROR = 0xA702
-STATUS_DATASET_MISMATCH = 0xA900
-STATUS_CANNOT_UNDERSTAND = 0xC000
-STATUS_SOP_CLASS_NOT_SUPPORTED = 0x0122
+# ---------------------------------------------------------------------------------------
+# The ingest-row lifecycle (one declared table, one guarded mutator: ris/lifecycle.py)
+#
+#   received ──index──► indexed
+#      │ ▲
+#    bury│ │revive (a resend repaired the lost file) / retry (someone fixed the cause)
+#      ▼ │
+#     dead
+
+INGEST_TRANSITIONS: dict[str, Transition] = {
+    "index": Transition(sources=(ObjectState.RECEIVED,), target=ObjectState.INDEXED),
+    "bury": Transition(sources=(ObjectState.RECEIVED,), target=ObjectState.DEAD),
+    "revive": Transition(sources=(ObjectState.DEAD,), target=ObjectState.RECEIVED),
+    "retry": Transition(sources=(ObjectState.DEAD,), target=ObjectState.RECEIVED),
+}
+INGEST_LIFECYCLE = Lifecycle(
+    model=ReceivedObject, transitions=INGEST_TRANSITIONS, status_field="state", name="received object"
+)
+
+
+def _ingest_transition(*, action: str, filters: dict, updates: dict | None = None) -> int:
+    """Move the ``ReceivedObject`` rows matching ``filters`` that may take ``action``; returns how many.
+
+    The one place an ingest row's state changes (a conditional UPDATE guarded by the table's
+    source states). Callers audit (``imaging.ingest_retry``) and log; the rows themselves are
+    the event record (``attempts``, ``last_error``, ``indexed_at``).
+    """
+    return INGEST_LIFECYCLE.advance_where(action=action, filters=filters, updates=updates)
 
 
 class ReceiveRefused(Exception):
-    """The object is refused; ``status`` is the DIMSE status to answer."""
+    """The object is refused and nothing of it is kept; the adapters (C-STORE, STOW-RS) map the
+    subclass to their status (``imaging.dicom.receive_status``)."""
 
-    def __init__(self, message: str, status: int):
-        super().__init__(message)
-        self.status = status
+
+class ObjectInvalid(ReceiveRefused):
+    """A required UID is missing or invalid, or the object contradicts its command/request."""
+
+
+class ObjectUndecodable(ReceiveRefused):
+    """The data set cannot be parsed."""
+
+
+class SOPClassNotStorage(ReceiveRefused):
+    """Not a storage SOP class."""
+
+
+class StorageOutOfSpace(ReceiveRefused):
+    """The storage root is full, or the object is over ``RIS_STORAGE_MAX_OBJECT_BYTES``."""
+
+
+class StorageUnavailable(ReceiveRefused):
+    """The storage root cannot take the object now (I/O error)."""
+
+
+class RecordUnavailable(ReceiveRefused):
+    """The database cannot record the object now."""
 
 
 class DatabaseUnavailable(RetriableError):
@@ -79,11 +122,11 @@ class ReceiveResult:
 
 def _check_uid(value: str | None, what: str) -> str:
     if not value:
-        raise ReceiveRefused(f"{what} is missing", STATUS_DATASET_MISMATCH)
+        raise ObjectInvalid(f"{what} is missing")
     try:
         validate_ui(value)
     except ValidationError as exc:
-        raise ReceiveRefused(f"{what} is not a valid UID", STATUS_DATASET_MISMATCH) from exc
+        raise ObjectInvalid(f"{what} is not a valid UID") from exc
     return value
 
 
@@ -109,8 +152,8 @@ def object_receive(
     ``path`` is a file the caller owns and deletes (pynetdicom's chunked-receive temp file, or
     a STOW-RS part). When it is a ``storage.ReceiveFile`` (``received_file``: already inside
     the storage root, sha256 computed while written) and its bytes are exactly our layout, it
-    is fsync'd and renamed into place; otherwise it is copied. Raises ``ReceiveRefused`` with
-    the status to answer.
+    is fsync'd and renamed into place; otherwise it is copied. Raises a ``ReceiveRefused``
+    subclass (the adapter maps it to its status).
     """
     if received_file is not None:
         try:
@@ -120,9 +163,9 @@ def object_receive(
     try:
         header = dicomfile.inspect_file(path)
     except dicomfile.MalformedObject as exc:
-        raise ReceiveRefused(f"malformed dataset: {exc}", STATUS_CANNOT_UNDERSTAND) from exc
+        raise ObjectUndecodable(f"malformed dataset: {exc}") from exc
     except OSError as exc:
-        raise ReceiveRefused("received file unreadable", STATUS_STORAGE_ERROR) from exc
+        raise StorageUnavailable("received file unreadable") from exc
 
     sop_instance_uid = _check_uid(header.sop_instance_uid, "SOP Instance UID")
     sop_class_uid = _check_uid(header.sop_class_uid, "SOP Class UID")
@@ -131,18 +174,16 @@ def object_receive(
     if command_sop_instance_uid is not None:
         _check_uid(command_sop_instance_uid, "Affected SOP Instance UID")
         if command_sop_instance_uid != sop_instance_uid:
-            raise ReceiveRefused(
-                "Affected SOP Instance UID differs from the dataset's", STATUS_DATASET_MISMATCH
-            )
+            raise ObjectInvalid("Affected SOP Instance UID differs from the dataset's")
     if command_sop_class_uid is not None and command_sop_class_uid != sop_class_uid:
-        raise ReceiveRefused("Affected SOP Class UID differs from the dataset's", STATUS_DATASET_MISMATCH)
+        raise ObjectInvalid("Affected SOP Class UID differs from the dataset's")
     if not _is_storage_sop_class(sop_class_uid):
-        raise ReceiveRefused("not a storage SOP class", STATUS_SOP_CLASS_NOT_SUPPORTED)
+        raise SOPClassNotStorage("not a storage SOP class")
     if expected_study_uid and study_uid != expected_study_uid:
-        raise ReceiveRefused("object belongs to another study", STATUS_DATASET_MISMATCH)
+        raise ObjectInvalid("object belongs to another study")
     _check_uid(header.transfer_syntax_uid, "Transfer Syntax UID")
     if header.missing_pixel_data:
-        raise ReceiveRefused("image without Pixel Data", STATUS_DATASET_MISMATCH)
+        raise ObjectInvalid("image without Pixel Data")
 
     relpath = storage.new_relpath()
     # The file's durability (fsync, rename, directory fsync) runs in a helper thread while
@@ -168,7 +209,7 @@ def object_receive(
     except storage.StorageError as exc:  # raised before anything was renamed into place
         raise _refusal(exc) from exc
     except storage.ObjectTooLarge as exc:
-        raise ReceiveRefused(str(exc), STATUS_OUT_OF_RESOURCES) from exc
+        raise StorageOutOfSpace(str(exc)) from exc
 
     try:
         pk = _insert_received(stored=stored, header=header, calling_ae=calling_ae, source=source)
@@ -177,7 +218,7 @@ def object_receive(
         _wait_quietly(file_job)
         storage.remove(relpath)
         logger.warning("database unavailable while recording an object: %s", type(exc).__name__)
-        raise ReceiveRefused("database unavailable", STATUS_DB_UNAVAILABLE) from exc
+        raise RecordUnavailable("database unavailable") from exc
     except BaseException:
         _wait_quietly(file_job)
         storage.remove(relpath)
@@ -202,8 +243,8 @@ _FILE_SYNC = ThreadPoolExecutor(max_workers=8, thread_name_prefix="imaging-fsync
 
 def _refusal(exc: Exception) -> ReceiveRefused:
     if isinstance(exc, (storage.StorageFull, storage.ObjectTooLarge)):
-        return ReceiveRefused(str(exc), STATUS_OUT_OF_RESOURCES)
-    return ReceiveRefused(str(exc), STATUS_STORAGE_ERROR)
+        return StorageOutOfSpace(str(exc))
+    return StorageUnavailable(str(exc))
 
 
 def _dir_synced(stored: storage.StoredFile) -> storage.StoredFile:
@@ -305,8 +346,10 @@ def _record_duplicate(
             relpath=stored.relpath, size=stored.size
         )
         if repaired:
-            ReceivedObject.objects.filter(pk=existing.pk, state=ObjectState.DEAD).update(
-                state=ObjectState.RECEIVED, attempts=0, last_error="", enqueued_at=None
+            _ingest_transition(
+                action="revive",
+                filters={"pk": existing.pk},
+                updates={"attempts": 0, "last_error": "", "enqueued_at": None},
             )
         else:
             storage.remove(stored.relpath)
@@ -421,11 +464,11 @@ def study_ingest(*, study_instance_uid: str, chunk_size: int | None = None) -> d
     chunk_size = chunk_size or int(getattr(settings, "RIS_INGEST_CHUNK_SIZE", 50))
     now = timezone.now()
     with transaction.atomic():
-        dead = ReceivedObject.objects.filter(
-            study_instance_uid=study_instance_uid,
-            state=ObjectState.RECEIVED,
-            attempts__gte=max_attempts,
-        ).update(state=ObjectState.DEAD, last_error=f"gave up after {max_attempts} attempts")
+        dead = _ingest_transition(
+            action="bury",
+            filters={"study_instance_uid": study_instance_uid, "attempts__gte": max_attempts},
+            updates={"last_error": f"gave up after {max_attempts} attempts"},
+        )
         # Counted before the work, in its own commit: a worker killed mid-task still counts.
         ReceivedObject.objects.filter(
             study_instance_uid=study_instance_uid, state=ObjectState.RECEIVED
@@ -480,9 +523,7 @@ def _index_chunk(study_uid: str, ids: list[int]) -> tuple[int, set[int]]:
         try:
             parsed.append((obj, _read_headers(obj)))
         except PermanentError as exc:
-            ReceivedObject.objects.filter(pk=obj.pk, state=ObjectState.RECEIVED).update(
-                state=ObjectState.DEAD, last_error=str(exc)[:255]
-            )
+            _ingest_transition(action="bury", filters={"pk": obj.pk}, updates={"last_error": str(exc)[:255]})
             logger.error("object %s dead: %s", obj.pk, exc)
     if not parsed:
         return 0, set()
@@ -543,8 +584,11 @@ def _index_chunk(study_uid: str, ids: list[int]) -> tuple[int, set[int]]:
                 )
             )
         Instance.objects.bulk_create(new_instances, ignore_conflicts=True)
-        count = ReceivedObject.objects.filter(pk__in=[o.pk for o, _ in parsed]).update(
-            state=ObjectState.INDEXED, indexed_at=timezone.now(), last_error=""
+        # The rows are locked above and still ``received``: the guard is the same condition.
+        count = _ingest_transition(
+            action="index",
+            filters={"pk__in": [o.pk for o, _ in parsed]},
+            updates={"indexed_at": timezone.now(), "last_error": ""},
         )
         last = max(o.received_at for o, _ in parsed)
         Study.objects.filter(pk=study.pk).update(last_received_at=last, updated_at=timezone.now())
@@ -942,8 +986,10 @@ def received_object_retry(*, received_object: ReceivedObject | int, actor, reque
     """
     pk = received_object if isinstance(received_object, int) else received_object.pk
     with transaction.atomic():
-        updated = ReceivedObject.objects.filter(pk=pk, state=ObjectState.DEAD).update(
-            state=ObjectState.RECEIVED, attempts=0, last_error="", enqueued_at=timezone.now()
+        updated = _ingest_transition(
+            action="retry",
+            filters={"pk": pk},
+            updates={"attempts": 0, "last_error": "", "enqueued_at": timezone.now()},
         )
         if not updated:
             raise Conflict(gettext("This object is no longer waiting for a retry."))

@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import fcntl
 import hashlib
+import logging
 import os
 import tempfile
 import time
@@ -34,6 +36,7 @@ from pynetdicom.dsutils import create_file_meta
 from ris.errors import PermanentError, RetriableError
 
 CHUNK = 1024 * 1024
+logger = logging.getLogger(__name__)
 
 
 class StorageError(RetriableError):
@@ -99,6 +102,7 @@ class ReceiveFile:
         self._fd: int | None = None
         try:
             self._fd, self.name = tempfile.mkstemp(dir=tmp_dir(), prefix="rx-", suffix=".part")
+            hold_lock(self._fd)
         except OSError as exc:
             self.error = exc
             self.name = str(storage_root() / "tmp" / f"rx-{uuid.uuid4().hex}.failed")
@@ -172,12 +176,46 @@ class ReceiveFile:
 
 
 TMP_MAX_AGE_SECONDS = 3600  # far longer than any receive (network timeout 120 s)
+# A temporary file is locked (flock) by the process writing it from a moment after its
+# creation until it is renamed into place or removed; an unlocked one older than this
+# belongs to no live receive (its process died: the kernel drops the lock with it).
+TMP_ORPHAN_GRACE_SECONDS = 2.0
+
+
+def hold_lock(fd: int) -> None:
+    """Mark the temporary file open on ``fd`` as in use (an exclusive flock, never waited for)."""
+    with contextlib.suppress(OSError):
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+
+
+def _in_use(path: str) -> bool:
+    """Whether a live process holds the file's lock (``hold_lock``)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    except OSError:
+        return True  # gone, or not ours to judge: leave it
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    except OSError:
+        return True
+    else:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return False
+    finally:
+        os.close(fd)
 
 
 def tmp_cleanup(*, older_than: float = TMP_MAX_AGE_SECONDS) -> int:
-    """Remove temporary files a crash left in ``tmp/`` (never acknowledged); returns how many."""
+    """Remove temporary files a crash left in ``tmp/`` (never acknowledged); returns how many.
+
+    Only regular files directly in ``tmp/`` that are older than ``older_than`` seconds and
+    that no live process holds (``hold_lock``): never a receive in progress, never a stored
+    object (those live under ``objects/``).
+    """
     directory = storage_root() / "tmp"
-    cutoff = time.time() - older_than
+    cutoff = time.time() - max(older_than, TMP_ORPHAN_GRACE_SECONDS)
     removed = 0
     try:
         entries = list(os.scandir(directory))
@@ -185,17 +223,32 @@ def tmp_cleanup(*, older_than: float = TMP_MAX_AGE_SECONDS) -> int:
         return 0
     for entry in entries:
         with contextlib.suppress(OSError):
-            if entry.is_file(follow_symlinks=False) and entry.stat().st_mtime < cutoff:
-                os.unlink(entry.path)
-                removed += 1
+            if not entry.is_file(follow_symlinks=False) or entry.stat().st_mtime >= cutoff:
+                continue
+            if _in_use(entry.path):
+                continue
+            os.unlink(entry.path)
+            removed += 1
+    return removed
+
+
+def tmp_cleanup_at_startup() -> int:
+    """At node start: remove the temporary files of receives a crash interrupted (issue 9 item 6).
+
+    Without waiting for the hourly sweep; a file still locked by a live process (another node
+    or the web process's STOW-RS) is kept.
+    """
+    removed = tmp_cleanup(older_than=TMP_ORPHAN_GRACE_SECONDS)
+    if removed:
+        logger.info("removed %d temporary file(s) of interrupted receives", removed)
     return removed
 
 
 def install_receive_file() -> None:
     """Make pynetdicom's chunked C-STORE receive write ``ReceiveFile``s (see its docstring)."""
-    from pynetdicom import dimse_messages
+    from ris.dicom import patches
 
-    dimse_messages.NamedTemporaryFile = ReceiveFile  # type: ignore[assignment]
+    patches.use_receive_file(ReceiveFile)
 
 
 def _fsync_dir(path: Path) -> None:
@@ -268,8 +321,12 @@ def store(
         raise ObjectTooLarge("object exceeds the configured maximum size")
     root = storage_root()
     tmp_path: str | None = None
+    lock_fd: int | None = None
     try:
         fd, tmp_path = tempfile.mkstemp(dir=tmp_dir(), prefix="in-", suffix=".part")
+        # A duplicate descriptor keeps the file's lock until it has been renamed into place.
+        lock_fd = os.dup(fd)
+        hold_lock(lock_fd)
         digest = hashlib.sha256()
         size = 0
         with os.fdopen(fd, "wb") as out:
@@ -305,6 +362,9 @@ def store(
         if tmp_path is not None:
             with contextlib.suppress(OSError):
                 os.unlink(tmp_path)
+        if lock_fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(lock_fd)
     return StoredFile(relpath=relpath, sha256=digest.hexdigest(), size=size)
 
 

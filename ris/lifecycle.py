@@ -121,3 +121,27 @@ class Lifecycle:
         if current is None:
             raise NotFound(f"No such {self.label}.")
         raise InvalidTransition(f"Cannot {action.replace('_', ' ')} a {self.label} that is {current}.")
+
+    def advance_where(
+        self,
+        *,
+        action: str,
+        filters: Mapping[str, Any],
+        updates: Mapping[str, Any] | None = None,
+        sources: Iterable[str] | None = None,
+    ) -> int:
+        """Perform ``action`` on every row matching ``filters`` that is in a source status.
+
+        One conditional ``UPDATE … WHERE <filters> AND status IN (<sources>)``; returns how many
+        rows moved (zero is not an error: a bulk transition takes the rows that qualify, e.g.
+        the ``received`` objects of a study). For one row whose refusal the caller must know,
+        use :meth:`advance`.
+        """
+        rule = self.rule(action)
+        allowed = tuple(sources) if sources is not None else rule.sources
+        for candidate in allowed:
+            if candidate not in rule.sources:
+                raise ValueError(f"{self.label}: {candidate!r} is not a source of {action!r}")
+        values = {self.status_field: rule.target, **(updates or {})}
+        query = {**filters, f"{self.status_field}__in": allowed}
+        return self.model._default_manager.filter(**query).update(**values)

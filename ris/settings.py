@@ -235,12 +235,29 @@ RIS_CONSOLE_POLL_SECONDS = env.int("RIS_CONSOLE_POLL_SECONDS", default=5)
 # Front-desk day board refresh (seconds).
 RIS_BOARD_POLL_SECONDS = env.int("RIS_BOARD_POLL_SECONDS", default=10)
 # Modules that contribute DICOM services to the one AE (each has contribute(ae) -> handlers).
-RIS_DICOM_SERVICES = ["worklist.dicom_mwl", "worklist.dicom_mpps", "imaging.dicom", "ris.dicom_metrics"]
+RIS_DICOM_SERVICES = [
+    "scheduling.dicom",
+    "worklist.dicom_mwl",
+    "worklist.dicom_mpps",
+    "imaging.dicom",
+    "ris.dicom_metrics",
+]
 # DICOM node (ris/dicom, docs/dicom.md). Timeouts in seconds.
 RIS_DICOM_ACSE_TIMEOUT = env.float("RIS_DICOM_ACSE_TIMEOUT", default=30.0)
 RIS_DICOM_DIMSE_TIMEOUT = env.float("RIS_DICOM_DIMSE_TIMEOUT", default=60.0)
 RIS_DICOM_NETWORK_TIMEOUT = env.float("RIS_DICOM_NETWORK_TIMEOUT", default=120.0)
 RIS_DICOM_MAX_ASSOCIATIONS = env.int("RIS_DICOM_MAX_ASSOCIATIONS", default=32)
+# The front door (docs/dicom.md "Denial of service"): a PDU, once started, must arrive whole
+# within RIS_DICOM_PDU_READ_TIMEOUT; a new connection must send its A-ASSOCIATE-RQ within
+# RIS_DICOM_ASSOCIATE_TIMEOUT; connections not yet accepted are limited per source address and
+# in total (one more evicts the oldest). Only accepted associations count against the maximum.
+RIS_DICOM_PDU_READ_TIMEOUT = env.float("RIS_DICOM_PDU_READ_TIMEOUT", default=15.0)
+RIS_DICOM_ASSOCIATE_TIMEOUT = env.float("RIS_DICOM_ASSOCIATE_TIMEOUT", default=10.0)
+RIS_DICOM_MAX_PENDING_PER_ADDRESS = env.int("RIS_DICOM_MAX_PENDING_PER_ADDRESS", default=4)
+RIS_DICOM_MAX_PENDING = env.int("RIS_DICOM_MAX_PENDING", default=64)
+# The node's speed-only paths into pynetdicom internals (ris/dicom/patches.py); off = pynetdicom's
+# own code there (the guards stay). make test runs the DICOM tests both ways.
+RIS_DICOM_ACCELERATED = env.bool("RIS_DICOM_ACCELERATED", default=True)
 # Maximum PDU length we advertise (P-DATA-TF variable field); longer declared PDUs abort.
 RIS_DICOM_MAX_PDU = env.int("RIS_DICOM_MAX_PDU", default=65536)
 # DICOM TLS (PS3.15 B.1 / BCP 195): a second listener on RIS_DICOM_TLS_PORT when a certificate

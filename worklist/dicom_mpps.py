@@ -13,36 +13,56 @@ from pydicom.dataset import Dataset
 from pynetdicom import evt
 from pynetdicom.sop_class import ModalityPerformedProcedureStep, ModalityPerformedProcedureStepRetrieve
 
+from ris.dicom.handlers import calling_ae, status_dataset
 from ris.dicom_metrics import instrument
 
 from . import services
-from .services import PROCESSING_FAILURE, MPPSError
+from .services import MPPSError
 
 logger = logging.getLogger(__name__)
+
+# DIMSE statuses of the MPPS SCP (PS3.7 Annex C, PS3.4 F.7.2), one per domain error.
+INVALID_ATTRIBUTE_VALUE = 0x0106
+PROCESSING_FAILURE = 0x0110
+DUPLICATE_SOP_INSTANCE = 0x0111
+NO_SUCH_OBJECT_INSTANCE = 0x0112
+ATTRIBUTE_VALUE_OUT_OF_RANGE = 0x0116
+MISSING_ATTRIBUTE = 0x0120
+MISSING_ATTRIBUTE_VALUE = 0x0121
+# Error ID with 0x0110: "Performed Procedure Step Object may no longer be updated" (F.7.2.2.4.2).
+NO_LONGER_UPDATABLE = 0xA710
+
+MPPS_STATUSES: tuple[tuple[type[MPPSError], int, int | None], ...] = (
+    (services.MPPSNotFound, NO_SUCH_OBJECT_INSTANCE, None),
+    (services.MPPSDuplicate, DUPLICATE_SOP_INSTANCE, None),
+    (services.MPPSNoLongerUpdatable, PROCESSING_FAILURE, NO_LONGER_UPDATABLE),
+    (services.MPPSMissingAttribute, MISSING_ATTRIBUTE, None),
+    (services.MPPSMissingValue, MISSING_ATTRIBUTE_VALUE, None),
+    (services.MPPSInvalidAttribute, INVALID_ATTRIBUTE_VALUE, None),
+    (services.MPPSValueOutOfRange, ATTRIBUTE_VALUE_OUT_OF_RANGE, None),
+    (services.MPPSProcessingFailure, PROCESSING_FAILURE, None),
+)
+
+
+def mpps_status(exc: MPPSError) -> tuple[int, int | None]:
+    """(DIMSE status, Error ID) for a refused MPPS request."""
+    for kind, status, error_id in MPPS_STATUSES:
+        if isinstance(exc, kind):
+            return status, error_id
+    return PROCESSING_FAILURE, None
+
 
 MPPS_SOP_CLASS = str(ModalityPerformedProcedureStep)
 MPPS_RETRIEVE_SOP_CLASS = str(ModalityPerformedProcedureStepRetrieve)
 
 
-def _calling_ae(event) -> str:
-    try:
-        return str(event.assoc.requestor.ae_title).strip()
-    except AttributeError:
-        return ""
+_calling_ae = calling_ae
 
 
 def _failure(
     status: int, comment: str, tags: list[int] | None = None, error_id: int | None = None
 ) -> Dataset:
-    ds = Dataset()
-    ds.Status = status
-    # Error Comment (0000,0902) is LO: 64 characters at most.
-    ds.ErrorComment = comment[:64]
-    if error_id is not None:
-        ds.ErrorID = error_id
-    if tags:
-        ds.AttributeIdentifierList = tags
-    return ds
+    return status_dataset(status, comment, tags=tags, error_id=error_id)
 
 
 def _audit_refusal(event, operation: str, exc: MPPSError) -> None:
@@ -62,7 +82,7 @@ def _audit_refusal(event, operation: str, exc: MPPSError) -> None:
             object_id=str(uid),
             source_ae=_calling_ae(event),
             outcome="failure",
-            detail={"status": f"0x{exc.status:04X}", "reason": exc.message[:200]},
+            detail={"status": f"0x{mpps_status(exc)[0]:04X}", "reason": exc.message[:200]},
         )
     except Exception:
         logger.exception("MPPS refusal could not be audited")
@@ -74,11 +94,10 @@ def _run(event, operation: str, body):
     try:
         return body()
     except MPPSError as exc:
-        logger.info(
-            "MPPS %s from %s refused: 0x%04X %s", operation, _calling_ae(event), exc.status, exc.message
-        )
+        status, error_id = mpps_status(exc)
+        logger.info("MPPS %s from %s refused: 0x%04X %s", operation, _calling_ae(event), status, exc.message)
         _audit_refusal(event, operation, exc)
-        return _failure(exc.status, exc.message, exc.tags, exc.error_id), None
+        return _failure(status, exc.message, exc.tags, error_id), None
     except Exception:
         logger.exception("MPPS %s from %s failed", operation, _calling_ae(event))
         return _failure(PROCESSING_FAILURE, "Processing failure"), None

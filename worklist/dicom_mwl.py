@@ -17,12 +17,11 @@ import logging
 import time
 from functools import partial
 
-from django.db import close_old_connections, connection
-from pydicom.dataset import Dataset
 from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
 from pynetdicom import evt
 from pynetdicom.sop_class import ModalityWorklistInformationFind
 
+from ris.dicom.handlers import calling_ae, peer_address, refresh_connections, status_dataset
 from ris.dicom_metrics import instrument
 
 from .mwl import IdentifierError, parse_identifier
@@ -41,19 +40,8 @@ IDENTIFIER_ERROR = 0xA900
 UNABLE_TO_PROCESS = 0xC001
 
 
-def _status(code: int, comment: str = "") -> Dataset:
-    ds = Dataset()
-    ds.Status = code
-    if comment:
-        ds.ErrorComment = comment[:64]
-    return ds
-
-
-def _calling_ae(event) -> str:
-    try:
-        return str(event.assoc.requestor.ae_title).strip()
-    except AttributeError:
-        return ""
+_status = status_dataset
+_calling_ae = calling_ae
 
 
 def _audit(
@@ -72,10 +60,7 @@ def _audit(
     )
 
 
-def _refresh_connection() -> None:
-    # Drop a stale connection before querying; never inside a transaction (tests wrap one).
-    if not connection.in_atomic_block:
-        close_old_connections()
+_refresh_connection = refresh_connections
 
 
 def handle_find(event):
@@ -84,10 +69,7 @@ def handle_find(event):
     started = time.perf_counter()
     calling_ae = _calling_ae(event)
     station = getattr(event.assoc, "ris_station", None)
-    try:
-        address = event.assoc.requestor.address
-    except (AttributeError, ValueError):
-        address = ""
+    address = peer_address(event)
     try:
         try:
             query = parse_identifier(event.identifier)

@@ -23,8 +23,9 @@ from pydicom.dataset import Dataset
 from pydicom.tag import Tag
 
 from audit.services import audit_record
-from ris.errors import ApplicationError, InvalidTransition
+from ris.errors import ApplicationError, InvalidTransition, NotFound
 from ris.identifiers import new_uid
+from ris.lifecycle import Lifecycle, Transition
 from ris.vr import validate_ui
 from scheduling import services as scheduling
 from scheduling.models import ProcedureStatus, RequestedProcedure, ScheduledProcedureStep
@@ -41,29 +42,49 @@ from .models import (
 
 logger = logging.getLogger(__name__)
 
-# DIMSE status codes used by the MPPS SCP (PS3.7 Annex C, PS3.4 F.7.2).
-NO_SUCH_ATTRIBUTE = 0x0105
-INVALID_ATTRIBUTE_VALUE = 0x0106
-PROCESSING_FAILURE = 0x0110
-DUPLICATE_SOP_INSTANCE = 0x0111
-NO_SUCH_OBJECT_INSTANCE = 0x0112
-ATTRIBUTE_VALUE_OUT_OF_RANGE = 0x0116
-MISSING_ATTRIBUTE = 0x0120
-MISSING_ATTRIBUTE_VALUE = 0x0121
-# Error ID with 0x0110: "Performed Procedure Step Object may no longer be updated" (F.7.2.2.4.2).
-NO_LONGER_UPDATABLE = 0xA710
-
 
 class MPPSError(ApplicationError):
-    """An MPPS request the SCP refuses; carries the DIMSE status and offending tags."""
+    """An MPPS request the service refuses; ``tags`` are the offending attributes.
 
-    def __init__(
-        self, status: int, message: str, *, tags: list[int] | None = None, error_id: int | None = None
-    ):
+    The subclass says why; the DICOM adapter (``worklist.dicom_mpps``) maps it to the DIMSE
+    status (PS3.7 Annex C, PS3.4 F.7.2).
+    """
+
+    def __init__(self, message: str, *, tags: list[int] | None = None):
         super().__init__(message)
-        self.status = status
         self.tags = tags or []
-        self.error_id = error_id  # Error ID (0000,0903), e.g. 0xA710 in PS3.4 F.7.2.2.4.2
+
+
+class MPPSNotFound(MPPSError):
+    """No MPPS instance with that SOP Instance UID."""
+
+
+class MPPSDuplicate(MPPSError):
+    """An MPPS with that SOP Instance UID exists already."""
+
+
+class MPPSNoLongerUpdatable(MPPSError):
+    """The step is COMPLETED or DISCONTINUED (F.7.2.2.4.2)."""
+
+
+class MPPSProcessingFailure(MPPSError):
+    """The request could not be processed (e.g. a concurrent change)."""
+
+
+class MPPSMissingAttribute(MPPSError):
+    """A Type 1 attribute is absent."""
+
+
+class MPPSMissingValue(MPPSError):
+    """A Type 1 attribute is present but empty."""
+
+
+class MPPSInvalidAttribute(MPPSError):
+    """An attribute value is invalid, or may not be set by this request."""
+
+
+class MPPSValueOutOfRange(MPPSError):
+    """An attribute value is outside its defined terms."""
 
 
 # Table F.7.2-1: Type 1 at N-CREATE (top level) and in each Scheduled Step Attributes item.
@@ -115,15 +136,13 @@ def _str(ds: Dataset, keyword: str) -> str:
 def _require(ds: Dataset, keywords, *, where: str = "") -> None:
     missing = [k for k in keywords if k not in ds]
     if missing:
-        raise MPPSError(
-            MISSING_ATTRIBUTE,
+        raise MPPSMissingAttribute(
             f"Missing Type 1 attribute(s) {', '.join(missing)}{where}",
             tags=[_tag(k) for k in missing],
         )
     empty = [k for k in keywords if ds[k].is_empty]
     if empty:
-        raise MPPSError(
-            MISSING_ATTRIBUTE_VALUE,
+        raise MPPSMissingValue(
             f"Empty Type 1 attribute(s) {', '.join(empty)}{where}",
             tags=[_tag(k) for k in empty],
         )
@@ -142,9 +161,7 @@ def _dicom_datetime(ds: Dataset, date_kw: str, time_kw: str) -> datetime | None:
         micro = int((frac + "000000")[:6]) if frac else 0
         naive = day.replace(hour=hh, minute=mm, second=ss, microsecond=micro)
     except (ValueError, IndexError) as exc:
-        raise MPPSError(
-            INVALID_ATTRIBUTE_VALUE, f"Invalid {date_kw}/{time_kw}.", tags=[_tag(date_kw)]
-        ) from exc
+        raise MPPSInvalidAttribute(f"Invalid {date_kw}/{time_kw}.", tags=[_tag(date_kw)]) from exc
     offset = _str(ds, "TimezoneOffsetFromUTC")
     if offset and len(offset) == 5 and offset[0] in "+-" and offset[1:].isdigit():
         minutes = int(offset[1:3]) * 60 + int(offset[3:5])
@@ -354,19 +371,17 @@ def mpps_create(
         try:
             validate_ui(sop_instance_uid)
         except ValidationError as exc:
-            raise MPPSError(INVALID_ATTRIBUTE_VALUE, "Invalid Affected SOP Instance UID.") from exc
+            raise MPPSInvalidAttribute("Invalid Affected SOP Instance UID.") from exc
     _require(attributes, CREATE_TYPE1)
     status = _str(attributes, "PerformedProcedureStepStatus")
     if status != MPPSStatus.IN_PROGRESS:
-        raise MPPSError(
-            INVALID_ATTRIBUTE_VALUE,
+        raise MPPSInvalidAttribute(
             "Performed Procedure Step Status must be IN PROGRESS at N-CREATE.",
             tags=[_tag("PerformedProcedureStepStatus")],
         )
     ssa = list(attributes.ScheduledStepAttributesSequence)
     if not ssa:
-        raise MPPSError(
-            MISSING_ATTRIBUTE_VALUE,
+        raise MPPSMissingValue(
             "Scheduled Step Attributes Sequence has no item.",
             tags=[_tag("ScheduledStepAttributesSequence")],
         )
@@ -374,7 +389,7 @@ def mpps_create(
         _require(item, SSA_TYPE1, where=" in Scheduled Step Attributes Sequence")
     uid = sop_instance_uid or new_uid()
     if PerformedProcedureStep.objects.filter(sop_instance_uid=uid).exists():
-        raise MPPSError(DUPLICATE_SOP_INSTANCE, "An MPPS with this SOP Instance UID exists.")
+        raise MPPSDuplicate("An MPPS with this SOP Instance UID exists.")
     started = _dicom_datetime(
         attributes, "PerformedProcedureStepStartDate", "PerformedProcedureStepStartTime"
     )
@@ -406,7 +421,7 @@ def mpps_create(
         with transaction.atomic():
             mpps.save(force_insert=True)
     except IntegrityError as exc:  # a concurrent N-CREATE with the same UID won the race
-        raise MPPSError(DUPLICATE_SOP_INSTANCE, "An MPPS with this SOP Instance UID exists.") from exc
+        raise MPPSDuplicate("An MPPS with this SOP Instance UID exists.") from exc
     mpps.procedures.set(link.procedures)
     source = f"mpps:{calling_ae}"[:32]
     problems = []
@@ -478,6 +493,57 @@ def mpps_create(
     return mpps
 
 
+# ---------------------------------------------------------------------------------------
+# The MPPS lifecycle (PS3.4 F.7.2.2: N-SET while IN PROGRESS; COMPLETED and DISCONTINUED are
+# final): one declared table, one guarded mutator (ris/lifecycle.py, as scheduling/services.py).
+
+MPPS_TRANSITIONS: dict[str, Transition] = {
+    "update": Transition(sources=(MPPSStatus.IN_PROGRESS,), target=MPPSStatus.IN_PROGRESS),
+    "complete": Transition(sources=(MPPSStatus.IN_PROGRESS,), target=MPPSStatus.COMPLETED),
+    "discontinue": Transition(sources=(MPPSStatus.IN_PROGRESS,), target=MPPSStatus.DISCONTINUED),
+}
+MPPS_LIFECYCLE = Lifecycle(model=PerformedProcedureStep, transitions=MPPS_TRANSITIONS, name="MPPS")
+MPPS_ACTION_FOR_STATUS = {rule.target: action for action, rule in MPPS_TRANSITIONS.items()}
+
+
+def _mpps_transition(
+    *,
+    mpps: PerformedProcedureStep,
+    action: str,
+    updates: dict,
+    calling_ae: str,
+    event_detail: dict | None = None,
+    then=None,
+) -> str:
+    """The one place an MPPS status changes: guarded UPDATE, side work, event row, audit.
+
+    ``then()`` runs after the UPDATE (the procedures follow the step) and returns extra audit
+    detail. Returns the source status. Call inside the N-SET's transaction.
+    """
+    try:
+        old_status = MPPS_LIFECYCLE.advance(pk=mpps.pk, action=action, updates=updates)
+    except (InvalidTransition, NotFound) as exc:  # pragma: no cover - guarded by select_for_update
+        raise MPPSProcessingFailure("The MPPS changed concurrently.") from exc
+    new_status = MPPS_TRANSITIONS[action].target
+    extra = then() if then is not None else {}
+    MPPSEvent.objects.create(
+        mpps=mpps,
+        action="set",
+        status=new_status,
+        source_ae=calling_ae[:16],
+        detail={"from": old_status, **(event_detail or {})},
+    )
+    audit_record(
+        action="mpps.set",
+        object_type="mpps",
+        object_id=mpps.sop_instance_uid,
+        patient_id=mpps.patient_id,
+        source_ae=calling_ae,
+        detail={"from": old_status, "to": new_status, **extra},
+    )
+    return old_status
+
+
 @transaction.atomic
 def mpps_update(*, sop_instance_uid: str, modifications: Dataset, calling_ae: str) -> PerformedProcedureStep:
     """Apply an N-SET: more attributes while IN PROGRESS, or the final COMPLETED/DISCONTINUED."""
@@ -485,13 +551,11 @@ def mpps_update(*, sop_instance_uid: str, modifications: Dataset, calling_ae: st
         PerformedProcedureStep.objects.select_for_update().filter(sop_instance_uid=sop_instance_uid).first()
     )
     if mpps is None:
-        raise MPPSError(NO_SUCH_OBJECT_INSTANCE, "No such MPPS instance.")
+        raise MPPSNotFound("No such MPPS instance.")
     if mpps.status in FINAL_MPPS_STATUSES:
         # PS3.4 F.7.2.2.4.2: "Performed Procedure Step Object may no longer be updated".
-        raise MPPSError(
-            PROCESSING_FAILURE,
+        raise MPPSNoLongerUpdatable(
             f"The MPPS is already {mpps.status}; it may no longer be updated.",
-            error_id=NO_LONGER_UPDATABLE,
         )
     stored = Dataset.from_json(mpps.attributes) if mpps.attributes else Dataset()
     changed_create_only = []
@@ -501,15 +565,13 @@ def mpps_update(*, sop_instance_uid: str, modifications: Dataset, calling_ae: st
         ):
             changed_create_only.append(keyword)
     if changed_create_only:
-        raise MPPSError(
-            INVALID_ATTRIBUTE_VALUE,
+        raise MPPSInvalidAttribute(
             f"Attribute(s) {', '.join(changed_create_only)} may only be set at N-CREATE.",
             tags=[_tag(k) for k in changed_create_only],
         )
     new_status = _str(modifications, "PerformedProcedureStepStatus") or mpps.status
     if new_status not in MPPSStatus.values:
-        raise MPPSError(
-            ATTRIBUTE_VALUE_OUT_OF_RANGE,
+        raise MPPSValueOutOfRange(
             f"Unknown Performed Procedure Step Status {new_status!r}.",
             tags=[_tag("PerformedProcedureStepStatus")],
         )
@@ -536,53 +598,45 @@ def mpps_update(*, sop_instance_uid: str, modifications: Dataset, calling_ae: st
     mpps.consumables = consumables
     mpps.description = _str(stored, "PerformedProcedureStepDescription")[:64] or mpps.description
     mpps.attributes = _to_json(stored)
-    # The row lock above serialises N-SETs; the status guard makes a lost race impossible.
-    updated = PerformedProcedureStep.objects.filter(pk=mpps.pk, status=old_status).update(
-        status=mpps.status,
-        ended_at=mpps.ended_at,
-        performed_series=mpps.performed_series,
-        image_count=mpps.image_count,
-        consumables=mpps.consumables,
-        description=mpps.description,
-        discontinuation_code=mpps.discontinuation_code,
-        discontinuation_scheme=mpps.discontinuation_scheme,
-        discontinuation_meaning=mpps.discontinuation_meaning,
-        attributes=mpps.attributes,
-        updated_at=timezone.now(),
-    )
-    if not updated:  # pragma: no cover - guarded by select_for_update
-        raise MPPSError(PROCESSING_FAILURE, "The MPPS changed concurrently.")
-    procedures = list(mpps.procedures.select_related("order").order_by("pk"))
-    source = f"mpps:{calling_ae}"[:32]
-    problems = []
-    if final:
-        for proc in procedures:
-            problem = _finish_procedure(proc, mpps=mpps, source=source, at=_event_time(ended))
-            if problem:
-                problems.append(problem)
-        if consumables and procedures:
-            _record_materials(mpps=mpps, items=consumables, procedures=procedures)
-    if problems:
-        MPPSException.objects.create(
-            mpps=mpps,
-            reason=MPPSExceptionReason.STATE,
-            source_ae=calling_ae[:16],
-            message="; ".join(problems)[:255],
-        )
-    MPPSEvent.objects.create(
+
+    def finish() -> dict:
+        procedures = list(mpps.procedures.select_related("order").order_by("pk"))
+        source = f"mpps:{calling_ae}"[:32]
+        problems = []
+        if final:
+            for proc in procedures:
+                problem = _finish_procedure(proc, mpps=mpps, source=source, at=_event_time(ended))
+                if problem:
+                    problems.append(problem)
+            if consumables and procedures:
+                _record_materials(mpps=mpps, items=consumables, procedures=procedures)
+        if problems:
+            MPPSException.objects.create(
+                mpps=mpps,
+                reason=MPPSExceptionReason.STATE,
+                source_ae=calling_ae[:16],
+                message="; ".join(problems)[:255],
+            )
+        return {"problems": problems} if problems else {}
+
+    _mpps_transition(
         mpps=mpps,
-        action="set",
-        status=new_status,
-        source_ae=calling_ae[:16],
-        detail={"from": old_status, "images": image_count, "series": len(series)},
-    )
-    audit_record(
-        action="mpps.set",
-        object_type="mpps",
-        object_id=mpps.sop_instance_uid,
-        patient_id=mpps.patient_id,
-        source_ae=calling_ae,
-        detail={"from": old_status, "to": new_status, **({"problems": problems} if problems else {})},
+        action=MPPS_ACTION_FOR_STATUS[new_status],
+        updates={
+            "ended_at": mpps.ended_at,
+            "performed_series": mpps.performed_series,
+            "image_count": mpps.image_count,
+            "consumables": mpps.consumables,
+            "description": mpps.description,
+            "discontinuation_code": mpps.discontinuation_code,
+            "discontinuation_scheme": mpps.discontinuation_scheme,
+            "discontinuation_meaning": mpps.discontinuation_meaning,
+            "attributes": mpps.attributes,
+            "updated_at": timezone.now(),
+        },
+        calling_ae=calling_ae,
+        event_detail={"images": image_count, "series": len(series)},
+        then=finish,
     )
     logger.info("MPPS N-SET %s from %s: %s -> %s", mpps.sop_instance_uid, calling_ae, old_status, new_status)
     return mpps
@@ -632,7 +686,7 @@ def mpps_get(*, sop_instance_uid: str, calling_ae: str, tags: list[int] | None =
     """N-GET (MPPS Retrieve SOP Class): the stored attributes, optionally only ``tags``."""
     mpps = PerformedProcedureStep.objects.filter(sop_instance_uid=sop_instance_uid).first()
     if mpps is None:
-        raise MPPSError(NO_SUCH_OBJECT_INSTANCE, "No such MPPS instance.")
+        raise MPPSNotFound("No such MPPS instance.")
     stored = Dataset.from_json(mpps.attributes) if mpps.attributes else Dataset()
     if tags:
         out = Dataset()
@@ -797,7 +851,15 @@ def mpps_exception_resolve(
 
 
 __all__ = [
+    "MPPSDuplicate",
     "MPPSError",
+    "MPPSInvalidAttribute",
+    "MPPSMissingAttribute",
+    "MPPSMissingValue",
+    "MPPSNoLongerUpdatable",
+    "MPPSNotFound",
+    "MPPSProcessingFailure",
+    "MPPSValueOutOfRange",
     "console_arrive",
     "console_complete",
     "console_discontinue",

@@ -148,6 +148,8 @@ class FastFindServiceClass(QueryRetrieveServiceClass):
         # Pending responses are framed here and written straight to the socket (in batches)
         # when the node's socket allows it; the DUL state machine stays in Sta6 throughout.
         direct = getattr(self.dimse.dul.socket, "send_direct", None)
+        if not getattr(self.assoc, "ris_accelerated", True):
+            direct = None  # RIS_DICOM_ACCELERATED off: every PDU through the DUL
         buffer = bytearray()
         for result, exc in self._wrap_handler(generator):
             rsp.Identifier = None

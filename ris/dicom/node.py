@@ -22,29 +22,18 @@ from typing import Any
 
 from django.conf import settings
 from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
-from pynetdicom import AE, _config
+from pynetdicom import AE
 from pynetdicom.sop_class import Verification
 
+from . import patches
+from .frontdoor import FrontDoor
 from .policy import AssociationPolicy
 from .transport import RISAssociationServer
 
 logger = logging.getLogger(__name__)
 
+PYNETDICOM_MAXIMUM_ASSOCIATIONS = 1_000_000
 VERIFICATION_TRANSFER_SYNTAXES = [ImplicitVRLittleEndian, ExplicitVRLittleEndian, ExplicitVRBigEndian]
-
-
-def configure_pynetdicom() -> None:
-    """Library-wide switches: never log identifiers or values (patient data), no per-PDU debug handlers."""
-    _config.LOG_REQUEST_IDENTIFIERS = False
-    _config.LOG_RESPONSE_IDENTIFIERS = False
-    # pydicom's value validation logs the offending value (a patient's name, an ID) at WARNING;
-    # the node validates what it needs itself (worklist/mwl.py) and logs no patient data.
-    from pydicom import config as pydicom_config
-
-    pydicom_config.settings.reading_validation_mode = pydicom_config.IGNORE
-    if not logging.getLogger("pynetdicom").isEnabledFor(logging.DEBUG):
-        # The "standard" handlers format every PDU and DIMSE message even when nothing logs them.
-        _config.LOG_HANDLER_LEVEL = "none"
 
 
 def build_ssl_context(*, cert: str, key: str, ca: str) -> ssl.SSLContext:
@@ -160,6 +149,12 @@ class DicomNode:
     network_timeout: float | None = None
     maximum_associations: int | None = None
     maximum_pdu_size: int | None = None
+    pdu_read_timeout: float | None = None
+    accelerated: bool | None = None
+    associate_timeout: float | None = None
+    max_pending_per_address: int | None = None
+    max_pending: int | None = None
+    front_door: FrontDoor | None = field(default=None, init=False)
     ae: AE | None = field(default=None, init=False)
     servers: list[RISAssociationServer] = field(default_factory=list, init=False)
     _threads: list[threading.Thread] = field(default_factory=list, init=False)
@@ -179,6 +174,14 @@ class DicomNode:
         self.maximum_pdu_size = (
             s.RIS_DICOM_MAX_PDU if self.maximum_pdu_size is None else self.maximum_pdu_size
         )
+        if self.accelerated is None:
+            self.accelerated = s.RIS_DICOM_ACCELERATED
+        if self.pdu_read_timeout is None:
+            self.pdu_read_timeout = s.RIS_DICOM_PDU_READ_TIMEOUT
+        if self.associate_timeout is None:
+            self.associate_timeout = s.RIS_DICOM_ASSOCIATE_TIMEOUT
+        self.max_pending_per_address = self.max_pending_per_address or s.RIS_DICOM_MAX_PENDING_PER_ADDRESS
+        self.max_pending = self.max_pending or s.RIS_DICOM_MAX_PENDING
         if self.ssl_context is None and s.RIS_DICOM_TLS_CERT and self.tls_port is None:
             self.ssl_context = build_ssl_context(
                 cert=s.RIS_DICOM_TLS_CERT, key=s.RIS_DICOM_TLS_KEY, ca=s.RIS_DICOM_TLS_CA
@@ -190,12 +193,16 @@ class DicomNode:
 
     # -- assembly ---------------------------------------------------------------------
     def build_ae(self) -> tuple[AE, list[tuple[Any, ...]]]:
-        configure_pynetdicom()
+        patches.apply(accelerated=bool(self.accelerated))
         ae = AE(ae_title=self.ae_title)
         ae.acse_timeout = self.acse_timeout
         ae.dimse_timeout = self.dimse_timeout
         ae.network_timeout = self.network_timeout
-        ae.maximum_associations = self.maximum_associations
+        # pynetdicom counts every acceptor thread against maximum_associations, connections
+        # that have not sent an A-ASSOCIATE-RQ yet included, so a peer without an AE title could
+        # fill it. The node's FrontDoor counts only accepted associations (frontdoor.py); the
+        # library's own check is kept out of the way.
+        ae.maximum_associations = PYNETDICOM_MAXIMUM_ASSOCIATIONS
         ae.maximum_pdu_size = self.maximum_pdu_size
         # The policy checks called/calling AE titles against Stations; pynetdicom's static
         # lists stay off.
@@ -209,6 +216,12 @@ class DicomNode:
         ae, handlers = self.build_ae()
         self.ae = ae
         policy = AssociationPolicy(ae_title=self.ae_title)
+        self.front_door = FrontDoor(
+            maximum_associations=int(self.maximum_associations or 0),
+            associate_timeout=float(self.associate_timeout or 0),
+            per_address=int(self.max_pending_per_address or 1),
+            total=int(self.max_pending or 1),
+        )
         listeners: list[tuple[int, ssl.SSLContext | None]] = []
         if self.plain:
             listeners.append((int(self.port or 0), None))
@@ -222,6 +235,9 @@ class DicomNode:
                 evt_handlers=handlers,
                 server_class=RISAssociationServer,
                 policy=policy,
+                front_door=self.front_door,
+                pdu_read_timeout=float(self.pdu_read_timeout or 0),
+                accelerated=bool(self.accelerated),
             )
             ae._servers.append(server)  # so ae.shutdown()/server.shutdown() know it
             thread = threading.Thread(

@@ -16,6 +16,7 @@ import logging
 import socket
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -58,11 +59,22 @@ class Decision:
 STATION_FIELDS = ("id", "ae_title", "name", "modality", "room", "host", "charset_profile", "worklist_scope")
 
 
-def load_station(ae_title: str) -> StationInfo | None:
-    from scheduling.models import Station
+StationLoader = Callable[[str], "StationInfo | None"]
+_station_loader: StationLoader | None = None
 
-    row = Station.objects.filter(ae_title=ae_title, active=True).values(*STATION_FIELDS).first()
-    return StationInfo(**row) if row else None
+
+def register_station_loader(loader: StationLoader) -> None:
+    """Called by the app that owns stations (``scheduling.dicom.contribute``) at node start."""
+    global _station_loader
+    _station_loader = loader
+
+
+def load_station(ae_title: str) -> StationInfo | None:
+    """The registered station lookup; with none registered no calling AE is known."""
+    if _station_loader is None:
+        logger.warning("no station lookup registered (is scheduling.dicom in RIS_DICOM_SERVICES?)")
+        return None
+    return _station_loader(ae_title)
 
 
 _HOST_CACHE: dict[str, tuple[float, frozenset[str]]] = {}
@@ -129,8 +141,6 @@ class AssociationPolicy:
         calling_ae: str,
         called_ae: str,
         address: str,
-        active_acceptors: int,
-        maximum_associations: int,
     ) -> Decision:
         if called_ae.strip() != self.ae_title:
             return Decision(reject=REJECT_CALLED_AE, reason="called_ae_not_recognized")
@@ -139,8 +149,6 @@ class AssociationPolicy:
             return Decision(reject=REJECT_CALLING_AE, reason="calling_ae_not_recognized")
         if not host_matches(station.host, address):
             return Decision(reject=REJECT_CALLING_AE, reason="host_not_allowed")
-        if maximum_associations and active_acceptors > maximum_associations:
-            return Decision(reject=REJECT_BUSY, reason="too_many_associations")
         return Decision(station=station)
 
     def record_rejection(
@@ -217,18 +225,22 @@ class PolicyACSE(ACSE):
         called = rq.called_ae_title or ""
         self.requestor.ae_title = calling
         address = assoc.requestor.address
-        active = sum(1 for t in assoc.ae.active_associations if t.is_acceptor)
         try:
-            decision = policy.decide(
-                calling_ae=calling,
-                called_ae=called,
-                address=address,
-                active_acceptors=active,
-                maximum_associations=assoc.ae.maximum_associations,
-            )
+            decision = policy.decide(calling_ae=calling, called_ae=called, address=address)
         except Exception:
             logger.exception("association policy failed; rejecting transiently")
             decision = Decision(reject=(0x02, 0x02, 0x01), reason="policy_error")
+        sock = assoc.dul.socket
+        front_door = getattr(sock, "front_door", None)
+        if not decision.reject and front_door is not None:
+            # Only accepted associations count against RIS_DICOM_MAX_ASSOCIATIONS (frontdoor.py).
+            if getattr(sock, "drop_reason", ""):
+                assoc.kill()  # closed meanwhile (deadline or pending limit): nobody to answer
+                return
+            if not front_door.try_accept(sock):
+                decision = Decision(reject=REJECT_BUSY, reason="too_many_associations")
+            else:
+                sock.mark_accepted()
         if decision.reject:
             # Audit first: once the peer has the A-ASSOCIATE-RJ the event is already on record.
             policy.record_rejection(

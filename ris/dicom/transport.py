@@ -34,16 +34,20 @@ import socket
 import ssl
 import struct
 import threading
+import time
 from datetime import datetime
+from io import BytesIO
 from typing import TYPE_CHECKING, Any, cast
 
 from django.db import close_old_connections, connections
 from pydicom.filewriter import write_file_meta_info as _pydicom_write_file_meta_info
-from pynetdicom import PYNETDICOM_IMPLEMENTATION_UID, PYNETDICOM_IMPLEMENTATION_VERSION, dimse_messages, evt
+from pynetdicom import PYNETDICOM_IMPLEMENTATION_UID, PYNETDICOM_IMPLEMENTATION_VERSION, evt
 from pynetdicom._globals import MODE_ACCEPTOR
 from pynetdicom.association import Association
 from pynetdicom.dimse import DIMSEServiceProvider
-from pynetdicom.dimse_primitives import C_FIND, C_STORE
+from pynetdicom.dimse_messages import C_STORE_RQ as C_STORE_RQ_MESSAGE
+from pynetdicom.dimse_messages import DIMSEMessage
+from pynetdicom.dimse_primitives import C_CANCEL, C_FIND, C_STORE, N_EVENT_REPORT
 from pynetdicom.dsutils import create_file_meta as _pynetdicom_create_file_meta
 from pynetdicom.dul import DULServiceProvider
 from pynetdicom.pdu import A_ABORT_RQ
@@ -51,8 +55,10 @@ from pynetdicom.pdu import P_DATA_TF as P_DATA_TF_PDU
 from pynetdicom.pdu_items import PresentationDataValueItem
 from pynetdicom.pdu_primitives import A_P_ABORT, P_DATA
 from pynetdicom.transport import AssociationSocket, RequestHandler, ThreadedAssociationServer
+from pynetdicom.utils import make_target
 
 from .find import FastFindServiceClass
+from .frontdoor import FrontDoor
 
 if TYPE_CHECKING:  # pragma: no cover
     from .policy import AssociationPolicy, StationInfo
@@ -134,12 +140,6 @@ def _fast_write_file_meta_info(fp, file_meta, enforce_standard: bool = True) -> 
     _pydicom_write_file_meta_info(fp, file_meta, enforce_standard)
 
 
-def install_fast_file_meta() -> None:
-    """Point pynetdicom's chunked C-STORE receive at the direct File Meta encoder (idempotent)."""
-    dimse_messages.create_file_meta = _fast_create_file_meta  # type: ignore[assignment]
-    dimse_messages.write_file_meta_info = _fast_write_file_meta_info  # type: ignore[assignment]
-
-
 # -- C-STORE-RSP -----------------------------------------------------------------------------
 def encode_store_response(primitive: C_STORE) -> bytes | None:
     """The C-STORE-RSP command set (Implicit VR LE, PS3.7 9.3.1.2) as pynetdicom encodes it.
@@ -185,13 +185,217 @@ def encode_store_response(primitive: C_STORE) -> bytes | None:
     return struct.pack("<HHII", 0x0000, 0x0000, 4, len(body)) + body
 
 
+# -- malformed DIMSE messages ----------------------------------------------------------------
+# A C-STORE-RQ whose Affected SOP Class/Instance UID is missing, empty, longer than 64
+# characters or not made of digits and dots is answered 0xA900 here: pynetdicom's chunked
+# receive needs both to write the File Meta Information and raises otherwise (which used to
+# kill the association's DUL thread with no answer). Every other message that cannot be
+# decoded ends the association with an A-ABORT (service-provider, invalid PDU parameter value)
+# recorded as ``dicom.association_aborted`` reason ``malformed_dimse``.
+STATUS_DATASET_MISMATCH = 0xA900  # PS3.4 Table B.2-1 "Data Set does not match SOP Class"
+STATUS_CANNOT_UNDERSTAND = 0xC000
+_UID_CHARS = re.compile(r"[0-9.]{1,64}")
+
+
+def command_uid_problem(command_set, keyword: str) -> str:
+    """Why the command set's ``keyword`` UID is unusable ("" when it is usable)."""
+    label = "Affected SOP Instance UID" if keyword == "AffectedSOPInstanceUID" else "Affected SOP Class UID"
+    try:
+        value = command_set.get(keyword)
+    except Exception:
+        return f"{label} cannot be decoded"
+    if value is None:
+        return f"{label} is missing"
+    value = str(value).rstrip("\0 ")
+    if not value:
+        return f"{label} is empty"
+    if len(value) > 64:
+        return f"{label} is longer than 64 characters"
+    if not _UID_CHARS.fullmatch(value):
+        return f"{label} is not a valid UID"
+    return ""
+
+
+class _DiscardFile:
+    """Where the data set of a refused C-STORE goes (pynetdicom writes, then flushes ``.file``)."""
+
+    file = property(lambda self: self)
+
+    def write(self, data) -> int:
+        return len(data)
+
+    def flush(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
 class RISDIMSE(DIMSEServiceProvider):
-    """pynetdicom's DIMSE provider; common C-STORE responses are encoded directly."""
+    """pynetdicom's DIMSE provider; common C-STORE responses are encoded directly, malformed
+    messages get a status or an A-ABORT (never an exception in the DUL thread)."""
+
+    def receive_primitive(self, primitive) -> None:
+        # pynetdicom.dimse.DIMSEServiceProvider.receive_primitive, with every decoding
+        # failure answered (0xA900/0xC000 for a C-STORE, else an A-ABORT with a reason) and
+        # the command UIDs of a C-STORE checked once its command set is complete.
+        message = self.message
+        if message is None:
+            message = self.message = DIMSEMessage()
+        if getattr(message, "ris_refusal", None) is not None:
+            self._continue_refused(primitive)
+            return
+        try:
+            complete = message.decode_msg(primitive, self.assoc)
+        except Exception as exc:
+            self._decode_failed(primitive, exc)
+            return
+        message = self.message
+        if isinstance(message, C_STORE_RQ_MESSAGE) and not getattr(message, "ris_checked", False):
+            message.ris_checked = True
+            try:
+                problem = next(
+                    (
+                        p
+                        for p in (
+                            command_uid_problem(message.command_set, kw)
+                            for kw in ("AffectedSOPInstanceUID", "AffectedSOPClassUID")
+                        )
+                        if p
+                    ),
+                    "",
+                )
+                message_id = message.command_set.get("MessageID") if problem else None
+            except Exception as exc:  # an element pydicom cannot decode (wrong VR or length)
+                self._abort_malformed(exc)
+                return
+            if problem and isinstance(message_id, int):
+                self._refuse(message, STATUS_DATASET_MISMATCH, problem, message_id)
+                if complete:
+                    self._send_refusal(message)
+                return
+        if not complete:
+            return
+        evt.trigger(self.assoc, evt.EVT_DIMSE_RECV, {"message": message})
+        context_id = cast(int, message.context_id)
+        try:
+            d_primitive = message.message_to_primitive()
+        except Exception as exc:
+            self._abort_malformed(exc)
+            return
+        if isinstance(d_primitive, C_CANCEL) and len(self.cancel_req) < 10:
+            self.cancel_req[cast(int, d_primitive.MessageIDBeingRespondedTo)] = d_primitive
+        elif isinstance(d_primitive, N_EVENT_REPORT) and d_primitive.is_valid_request:
+            # As pynetdicom: served at once in a thread of its own (would block the DUL).
+            threading.Thread(
+                target=make_target(self.assoc._serve_request), args=(d_primitive, context_id)
+            ).start()
+        else:
+            self.msg_queue.put((context_id, d_primitive))
+        # Reset the DIMSE message, ready for the next one (pynetdicom issue #41).
+        message.encoded_command_set = BytesIO()
+        message.data_set = BytesIO()
+        message._data_set_file = None
+        message._data_set_path = None
+        self.message = None
+
+    def _decode_failed(self, primitive, exc: Exception) -> None:
+        message = self.message
+        command_set = getattr(message, "command_set", None)
+        message_id = None
+        with contextlib.suppress(Exception):
+            message_id = command_set.get("MessageID") if command_set is not None else None
+        if not (
+            isinstance(message, C_STORE_RQ_MESSAGE)
+            and isinstance(message_id, int)
+            and message.context_id is not None
+            and command_set.get("CommandDataSetType") != 0x0101
+        ):
+            self._abort_malformed(exc)
+            return
+        problems = [
+            command_uid_problem(command_set, kw) for kw in ("AffectedSOPInstanceUID", "AffectedSOPClassUID")
+        ]
+        problem = next((p for p in problems if p), "")
+        if problem:
+            self._refuse(message, STATUS_DATASET_MISMATCH, problem, message_id)
+        else:
+            logger.warning("C-STORE command set could not be processed: %s", type(exc).__name__)
+            self._refuse(message, STATUS_CANNOT_UNDERSTAND, "Command set cannot be processed", message_id)
+        # The rest of this P-DATA (data set fragments after the command) still counts.
+        pdvs = list(primitive.presentation_data_value_list)
+        final = next((i for i, (_cx, data) in enumerate(pdvs) if data[0] & 0x03 == 0x03), len(pdvs))
+        rest = P_DATA()
+        rest.presentation_data_value_list = pdvs[final + 1 :]
+        if rest.presentation_data_value_list:
+            self._continue_refused(rest)
+
+    def _refuse(self, message, status: int, comment: str, message_id: int) -> None:
+        """Answer ``status`` once the data set has arrived; discard what was received of it."""
+        logger.warning(
+            "C-STORE from %s refused 0x%04X before the handler: %s",
+            self.assoc.requestor.address,
+            status,
+            comment,
+        )
+        received = getattr(message, "_data_set_file", None)
+        if received is not None and hasattr(received, "_discard"):
+            received._discard()  # our ReceiveFile: remove the partial file now
+        elif received is not None:
+            with contextlib.suppress(Exception):
+                received.close()
+                if message._data_set_path:
+                    message._data_set_path.unlink(missing_ok=True)
+        message._data_set_file = _DiscardFile()
+        message._data_set_path = None
+        message.ris_refusal = (status, comment, message_id, message.context_id)
+
+    def _abort_malformed(self, exc: Exception) -> None:
+        assoc = cast("RISAssociation", self.assoc)
+        logger.warning(
+            "aborting association from %s: malformed DIMSE message (%s)",
+            assoc.requestor.address,
+            type(exc).__name__,
+        )
+        assoc.ris_abort_reason = "malformed_dimse"
+        assoc.ris_abort_detail = {"error": type(exc).__name__}
+        received = getattr(self.message, "_data_set_file", None)
+        if received is not None and hasattr(received, "_discard"):
+            received._discard()  # the partial receive file goes now, not at the next sweep
+        self.message = None
+        sock = self.dul.socket
+        if isinstance(sock, GuardedAssociationSocket):
+            sock._send_abort(reason=0x06)  # invalid-PDU-parameter value
+            sock.close()
+        else:  # pragma: no cover - not our socket
+            self.dul.event_queue.put("Evt19")
+
+    def _continue_refused(self, primitive) -> None:
+        message = self.message
+        try:
+            complete = message.decode_msg(primitive, self.assoc)
+        except Exception:  # pragma: no cover - only data set fragments reach here
+            complete = True
+        if complete:
+            self._send_refusal(message)
+
+    def _send_refusal(self, message) -> None:
+        status, comment, message_id, context_id = message.ris_refusal
+        self.message = None
+        rsp = C_STORE()
+        rsp.MessageIDBeingRespondedTo = message_id
+        for keyword in ("AffectedSOPClassUID", "AffectedSOPInstanceUID"):
+            if not command_uid_problem(message.command_set, keyword):
+                with contextlib.suppress(Exception):
+                    setattr(rsp, keyword, str(message.command_set.get(keyword)).rstrip("\\0 "))
+        rsp.Status = status
+        rsp.ErrorComment = comment[:64]
+        self.send_msg(rsp, context_id)
 
     def send_msg(self, primitive, context_id: int) -> None:
         encoded = None
         is_store_response = type(primitive) is C_STORE and primitive.MessageIDBeingRespondedTo is not None
-        if is_store_response and not self.assoc.get_handlers(evt.EVT_DIMSE_SENT):
+        if is_store_response and _accelerated(self.assoc) and not self.assoc.get_handlers(evt.EVT_DIMSE_SENT):
             encoded = encode_store_response(primitive)
         max_pdu = self.maximum_pdu_size
         if encoded is None or (max_pdu and len(encoded) > max_pdu - 6):
@@ -202,15 +406,59 @@ class RISDIMSE(DIMSEServiceProvider):
         self.dul.send_pdu(pdata)
 
 
-class GuardedAssociationSocket(AssociationSocket):
-    """An AssociationSocket that refuses PDUs longer than we advertised."""
+def _accelerated(assoc) -> bool:
+    """RIS_DICOM_ACCELERATED for this association (ris/dicom/patches.py)."""
+    return getattr(assoc, "ris_accelerated", True)
 
-    def __init__(self, assoc: Association, client_socket: socket.socket, *, max_pdata: int) -> None:
+
+class _DeadlinePassed(Exception):
+    """A PDU (or the A-ASSOCIATE-RQ of a pending connection) did not arrive in time."""
+
+
+class GuardedAssociationSocket(AssociationSocket):
+    """An AssociationSocket that refuses PDUs longer than we advertised and reads each PDU
+    against a deadline.
+
+    * Every PDU, once its first byte is readable, must arrive whole within
+      ``pdu_read_timeout`` seconds (``RIS_DICOM_PDU_READ_TIMEOUT``); before the association is
+      accepted, also before ``associate_deadline`` (``RIS_DICOM_ASSOCIATE_TIMEOUT`` after the
+      TCP accept). pynetdicom reads with blocking ``recv`` calls and no deadline, so a peer that
+      sends half a PDU would hold the thread (and an association slot) for ever.
+    * A pending connection past its deadline is closed (no A-ABORT, as on ARTIM expiry, PS3.8
+      9.2.3); an accepted association gets an A-ABORT (service-provider, reason not specified)
+      and an audit event ``dicom.association_aborted`` with reason ``pdu_read_timeout``.
+    """
+
+    # Class-level defaults: the state of a socket built without __init__ (unit tests).
+    pdu_read_timeout = 0.0
+    front_door: FrontDoor | None = None
+    associate_deadline: float | None = None
+    accepted = False
+    drop_reason = ""
+    _pdu_deadline = float("inf")
+    _is_tls = False
+
+    def __init__(
+        self,
+        assoc: Association,
+        client_socket: socket.socket,
+        *,
+        max_pdata: int,
+        pdu_read_timeout: float = 0.0,
+        front_door: FrontDoor | None = None,
+    ) -> None:
         super().__init__(assoc, client_socket=client_socket)
         self.max_pdata = max_pdata
+        self.pdu_read_timeout = pdu_read_timeout
+        self.front_door = front_door
+        self.associate_deadline: float | None = None  # set by FrontDoor.admit, cleared on accept
+        self.accepted = False
+        self.drop_reason = ""
         self._reading_body = False
         self._body_bounded = False
+        self._pdu_deadline = float("inf")
         self._send_lock = threading.Lock()
+        self._is_tls = isinstance(client_socket, ssl.SSLSocket)
 
     def send(self, bytestream: bytes) -> None:
         with self._send_lock:
@@ -232,13 +480,40 @@ class GuardedAssociationSocket(AssociationSocket):
                 self.event_queue.put("Evt17")  # transport connection closed
                 return False
 
+    # -- accepted / dropped -------------------------------------------------------------
+    def mark_accepted(self) -> None:
+        self.accepted = True
+        self.associate_deadline = None
+
+    def drop(self, *, reason: str) -> None:
+        """Close a connection the policy has not accepted (deadline or pending limit).
+
+        Called from the accept loop or the DUL thread. Only ``shutdown`` here: the DUL thread
+        sees the end of the stream and closes the socket itself (closing the descriptor from
+        another thread could hand its number to the next accepted connection meanwhile).
+        """
+        if self.drop_reason:
+            return
+        self.drop_reason = reason
+        assoc = cast("RISAssociation", self.assoc)
+        logger.info("closing pending connection from %s (%s)", assoc.requestor.address, reason)
+        sock = self.socket
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+        if not assoc.is_established:
+            # The acceptor may be waiting for the A-ASSOCIATE-RQ: wake it up now.
+            assoc.dul.to_user_queue.put(A_P_ABORT())
+
+    # -- reading ------------------------------------------------------------------------
     def recv(self, nr_bytes: int) -> bytearray:
         # The DUL reads one PDU as recv(6) (header) followed by recv(length) (body).
         if self._reading_body:
             self._reading_body = False
             # Preallocate only a body the guard bounded (max_pdata 0 means "no limit").
-            return self._recv_exact(nr_bytes) if self._body_bounded else super().recv(nr_bytes)
-        data = self._recv_exact(nr_bytes) if nr_bytes == 6 else super().recv(nr_bytes)
+            return self._read(nr_bytes, self._pdu_deadline, preallocate=self._body_bounded)
+        self._pdu_deadline = self._new_deadline()
+        data = self._read(nr_bytes, self._pdu_deadline, preallocate=nr_bytes == 6)
         if nr_bytes != 6 or len(data) != 6:
             return data
         pdu_type = data[0]
@@ -253,26 +528,110 @@ class GuardedAssociationSocket(AssociationSocket):
         self._body_bounded = bool(limit)
         return data
 
-    def _recv_exact(self, nr_bytes: int) -> bytearray:
-        """Read ``nr_bytes`` into one preallocated buffer (fewer, larger reads, no appends).
+    def _new_deadline(self) -> float:
+        deadline = time.monotonic() + self.pdu_read_timeout if self.pdu_read_timeout else float("inf")
+        if self.associate_deadline is not None and not self.accepted:
+            deadline = min(deadline, self.associate_deadline)
+        return deadline
 
-        pynetdicom reads 4096 bytes per ``recv`` and appends each to a growing bytearray: ~16
-        reads and re-allocations per 64 KiB P-DATA-TF. Only used for lengths the guard already
-        bounded (the header, and bodies of at most the limit), so the buffer stays small. Like
-        pynetdicom, a closed connection returns what was read so far (the DUL sees a short PDU).
+    def _read(self, nr_bytes: int, deadline: float, *, preallocate: bool) -> bytearray:
+        """Read ``nr_bytes`` by ``deadline``; a closed connection returns what was read so far.
+
+        A bounded length is read into one preallocated buffer (pynetdicom reads 4096 bytes per
+        ``recv`` and appends each to a growing bytearray: ~16 reads and re-allocations per
+        64 KiB P-DATA-TF); an unbounded one (``max_pdata`` 0) in chunks, never trusting the
+        declared length for an allocation. Like pynetdicom, a short result makes the DUL
+        signal "transport closed" (Evt17).
         """
         sock = self.socket
         if sock is None:
             return super().recv(nr_bytes)  # raises like pynetdicom (no socket)
-        buffer = bytearray(nr_bytes)
-        view = memoryview(buffer)
-        nr_read = 0
-        while nr_read < nr_bytes:
-            count = sock.recv_into(view[nr_read:])
-            if not count:
-                return buffer[:nr_read]
-            nr_read += count
-        return buffer
+        try:
+            if preallocate:
+                buffer = bytearray(nr_bytes)
+                view = memoryview(buffer)
+                nr_read = 0
+                while nr_read < nr_bytes:
+                    count = self._recv_into(sock, view[nr_read:], deadline)
+                    if not count:
+                        return buffer[:nr_read]
+                    nr_read += count
+                return buffer
+            out = bytearray()
+            chunk = bytearray(min(nr_bytes, 1 << 16))
+            while len(out) < nr_bytes:
+                view = memoryview(chunk)[: min(len(chunk), nr_bytes - len(out))]
+                count = self._recv_into(sock, view, deadline)
+                if not count:
+                    return out
+                out += view[:count]
+            return out
+        except _DeadlinePassed:
+            self._deadline_passed()
+            return bytearray()
+        finally:
+            if self._is_tls:
+                with contextlib.suppress(OSError):
+                    sock.settimeout(None)
+
+    def _recv_into(self, sock: socket.socket, view: memoryview, deadline: float) -> int:
+        if self._is_tls:
+            # An SSLSocket takes no recv flags, and a readable socket may hold half a TLS
+            # record: bound each read with the socket timeout instead.
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise _DeadlinePassed
+            sock.settimeout(None if remaining == float("inf") else remaining)
+            try:
+                return sock.recv_into(view)
+            except TimeoutError:
+                raise _DeadlinePassed from None
+        while True:
+            try:
+                return sock.recv_into(view, 0, socket.MSG_DONTWAIT)
+            except BlockingIOError:
+                pass
+            except InterruptedError:
+                continue
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise _DeadlinePassed
+            poller = select.poll()
+            poller.register(sock.fileno(), select.POLLIN | select.POLLPRI)
+            poller.poll(None if remaining == float("inf") else max(1, int(remaining * 1000)))
+
+    def _deadline_passed(self) -> None:
+        assoc = cast("RISAssociation", self.assoc)
+        if not self.accepted:
+            pending_timeout = (
+                self.associate_deadline is not None and time.monotonic() >= self.associate_deadline
+            )
+            self.drop(reason="associate_timeout" if pending_timeout else "pdu_read_timeout")
+            return
+        assoc.ris_abort_reason = "pdu_read_timeout"
+        assoc.ris_abort_detail = {"timeout": self.pdu_read_timeout}
+        logger.warning(
+            "aborting association from %s: a PDU did not arrive within %.1f s",
+            assoc.requestor.address,
+            self.pdu_read_timeout,
+        )
+        self._send_abort(reason=0x00)
+        self.close()
+
+    def _send_abort(self, *, reason: int) -> None:
+        pdu = A_ABORT_RQ()
+        pdu.source = 0x02  # DICOM UL service-provider
+        pdu.reason_diagnostic = reason
+        sock = self.socket
+        # Don't wait long for the send lock: the association thread may be blocked writing to
+        # a peer that does not read; closing the socket afterwards unblocks it.
+        if sock is not None and self._send_lock.acquire(timeout=1.0):
+            try:
+                sock.settimeout(1.0)
+                with contextlib.suppress(OSError):
+                    sock.sendall(pdu.encode())
+            finally:
+                self._send_lock.release()
 
     def _abort_oversized(self, pdu_type: int, length: int, limit: int) -> None:
         assoc = cast("RISAssociation", self.assoc)
@@ -285,19 +644,7 @@ class GuardedAssociationSocket(AssociationSocket):
             length,
             limit,
         )
-        pdu = A_ABORT_RQ()
-        pdu.source = 0x02  # DICOM UL service-provider
-        pdu.reason_diagnostic = 0x06  # invalid-PDU-parameter value
-        sock = self.socket
-        # Don't wait long for the send lock: the association thread may be blocked writing to
-        # a peer that does not read; closing the socket below unblocks it.
-        if sock is not None and self._send_lock.acquire(timeout=1.0):
-            try:
-                sock.settimeout(1.0)
-                with contextlib.suppress(OSError):
-                    sock.sendall(pdu.encode())
-            finally:
-                self._send_lock.release()
+        self._send_abort(reason=0x06)  # invalid-PDU-parameter value
         self.close()
         if not assoc.is_established:
             # The acceptor is still waiting for the A-ASSOCIATE-RQ: wake it up now rather
@@ -334,7 +681,7 @@ class RISDUL(DULServiceProvider):
         reads each PDU into a new bytearray); the DIMSE layer only slices and writes them.
         Malformed PDV items raise, as in pynetdicom (the DUL then signals Evt19).
         """
-        if bytestream[0] != P_DATA_TF or self._pdu_recv_observed():
+        if bytestream[0] != P_DATA_TF or not _accelerated(self.assoc) or self._pdu_recv_observed():
             return super()._decode_pdu(bytestream)
         view = memoryview(bytestream)
         end = len(view)
@@ -355,6 +702,25 @@ class RISDUL(DULServiceProvider):
         pdu = P_DATA_TF_PDU()
         pdu.presentation_data_value_items = items
         return pdu, "Evt10"
+
+    def _abort_on_failure(self) -> None:
+        abort_pdu = A_ABORT_RQ()
+        abort_pdu.source = 0x02
+        abort_pdu.reason_diagnostic = 0x00
+        with contextlib.suppress(Exception):
+            self.socket.send(abort_pdu.encode())
+        with contextlib.suppress(Exception):
+            self.socket.close()
+        assoc = cast("RISAssociation", self.assoc)
+        if not assoc.ris_abort_reason:
+            assoc.ris_abort_reason = "internal_error"
+            assoc.ris_abort_detail = {}
+        self.assoc.is_aborted = True
+        self.assoc.is_established = False
+        self.assoc._kill = True
+        self._kill_thread = True
+        with contextlib.suppress(Exception):
+            self.to_user_queue.put(A_P_ABORT())
 
     def _pdu_recv_observed(self) -> bool:
         get_handlers = self.assoc.get_handlers
@@ -396,6 +762,14 @@ class RISDUL(DULServiceProvider):
 
     def run_reactor(self) -> None:
         # pynetdicom.dul.DULServiceProvider.run_reactor with the idle sleep replaced.
+        if not _accelerated(self.assoc):
+            try:
+                super().run_reactor()
+            finally:
+                for sock in (self._wake_r, self._wake_w):
+                    with contextlib.suppress(OSError):
+                        sock.close()
+            return
         self._idle_timer.start()
         try:
             while True:
@@ -412,22 +786,21 @@ class RISDUL(DULServiceProvider):
                         self._idle_timer.restart()
                 except Exception:
                     logger.exception("DUL failure; aborting the association")
-                    abort_pdu = A_ABORT_RQ()
-                    abort_pdu.source = 0x02
-                    abort_pdu.reason_diagnostic = 0x00
-                    with contextlib.suppress(Exception):
-                        self.socket.send(abort_pdu.encode())
-                    self.assoc.is_aborted = True
-                    self.assoc.is_established = False
-                    self.assoc._kill = True
-                    self._kill_thread = True
+                    self._abort_on_failure()
                     return
                 try:
                     event = self.event_queue.get(block=False)
                 except queue.Empty:
                     self._idle_wait()
                     continue
-                self.state_machine.do_action(event)
+                try:
+                    self.state_machine.do_action(event)
+                except Exception:
+                    # pynetdicom lets an exception in a state machine action end the DUL
+                    # thread: the peer would get neither an answer nor an A-ABORT.
+                    logger.exception("DUL state machine failed on %s; aborting the association", event)
+                    self._abort_on_failure()
+                    return
                 self.activity.set()
         finally:
             self.activity.set()
@@ -440,6 +813,7 @@ class RISAssociation(Association):
     """Acceptor association with DB hygiene, deferred TLS handshake and policy state."""
 
     ris_station: StationInfo | None = None
+    ris_accelerated: bool = True  # RIS_DICOM_ACCELERATED (ris/dicom/patches.py)
     ris_abort_reason: str = ""
     ris_abort_detail: dict | None = None
 
@@ -458,6 +832,10 @@ class RISAssociation(Association):
             if self._tls_handshake():
                 super().run_reactor()
         finally:
+            sock = self.dul.socket
+            front_door = getattr(sock, "front_door", None)
+            if front_door is not None:
+                front_door.release(sock)
             try:
                 self._audit_abort()
                 self._run_deferred()
@@ -477,7 +855,7 @@ class RISAssociation(Association):
         # pynetdicom.association.Association._run_reactor, waiting on the DUL's activity
         # instead of sleeping 1 ms per loop.
         activity: threading.Event | None = getattr(self.dul, "activity", None)
-        if activity is None:  # pragma: no cover - not our DUL
+        if activity is None or not self.ris_accelerated:
             super()._run_reactor()
             return
         self._is_paused = False
@@ -517,6 +895,19 @@ class RISAssociation(Association):
     def _serve_request(self, msg, context_id: int) -> None:
         # C-FIND goes through the node's FastFindServiceClass (pre-encoded identifiers, one
         # command encoding per request); everything else through pynetdicom's dispatch.
+        if not self._sent_release and not msg.is_valid_request and msg.MessageIDBeingRespondedTo is None:
+            # pynetdicom ignores a request without its required parameters (e.g. no Message
+            # ID): the peer would wait for an answer that never comes.
+            logger.warning(
+                "aborting association from %s: invalid %s request", self.requestor.address, msg.msg_type
+            )
+            self.ris_abort_reason = "malformed_dimse"
+            self.ris_abort_detail = {"error": f"invalid {msg.msg_type}"}
+            sock = self.dul.socket
+            if isinstance(sock, GuardedAssociationSocket):
+                sock._send_abort(reason=0x06)
+            self.abort()
+            return
         context = self._accepted_cx.get(context_id)
         if context is None or self._sent_release or not isinstance(msg, C_FIND) or not msg.is_valid_request:
             super()._serve_request(msg, context_id)
@@ -537,7 +928,12 @@ class RISAssociation(Association):
         if not isinstance(sock, ssl.SSLSocket):
             return True
         try:
-            sock.settimeout(self.acse_timeout)
+            guarded = cast(GuardedAssociationSocket, self.dul.socket)
+            timeout = self.acse_timeout
+            if guarded.associate_deadline is not None:
+                remaining = max(0.001, guarded.associate_deadline - time.monotonic())
+                timeout = remaining if timeout is None else min(timeout, remaining)
+            sock.settimeout(timeout)
             sock.do_handshake()
             sock.settimeout(None)
             return True
@@ -579,8 +975,8 @@ class RISRequestHandler(RequestHandler):
         from .policy import PolicyACSE
 
         server = cast("RISAssociationServer", self.server)
-        install_fast_file_meta()
         assoc = RISAssociation(self.ae, MODE_ACCEPTOR)
+        assoc.ris_accelerated = server.accelerated
         assoc.dul = RISDUL(assoc)
         assoc.dimse = RISDIMSE(assoc)
         # The timeouts live on the DUL's timers: apply them to the new one.
@@ -590,8 +986,16 @@ class RISRequestHandler(RequestHandler):
         assoc.acse = PolicyACSE(assoc)
         assoc.name = f"AcceptorThread@{datetime.now():%Y%m%d%H%M%S}"
 
-        sock = GuardedAssociationSocket(assoc, client_socket=self.request, max_pdata=self.ae.maximum_pdu_size)
+        sock = GuardedAssociationSocket(
+            assoc,
+            client_socket=self.request,
+            max_pdata=self.ae.maximum_pdu_size,
+            pdu_read_timeout=server.pdu_read_timeout,
+            front_door=server.front_door,
+        )
         assoc.set_socket(sock)
+        if server.front_door is not None:
+            sock.associate_deadline = server.front_door.admit(sock, self.client_address[0])
 
         assoc.acceptor.maximum_length = self.ae.maximum_pdu_size
         assoc.acceptor.ae_title = server.ae_title
@@ -618,10 +1022,28 @@ class RISAssociationServer(ThreadedAssociationServer):
     daemon_threads = True
     ris_policy: AssociationPolicy | None = None
 
-    def __init__(self, *args: Any, policy: AssociationPolicy | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *args: Any,
+        policy: AssociationPolicy | None = None,
+        front_door: FrontDoor | None = None,
+        pdu_read_timeout: float = 0.0,
+        accelerated: bool = True,
+        **kwargs: Any,
+    ) -> None:
         kwargs.setdefault("request_handler", RISRequestHandler)
         super().__init__(*args, **kwargs)
         self.ris_policy = policy
+        self.accelerated = accelerated
+        self.front_door = front_door
+        self.pdu_read_timeout = pdu_read_timeout
+
+    def service_actions(self) -> None:
+        # Called by serve_forever() every poll interval: close pending connections whose
+        # A-ASSOCIATE-RQ is overdue (a silent peer never reaches a read deadline).
+        super().service_actions()
+        if self.front_door is not None:
+            self.front_door.reap()
 
     def process_request(self, request, client_address) -> None:
         # RISRequestHandler.handle() only builds the association and starts its thread (TLS

@@ -9,7 +9,7 @@ from audit.models import AuditEvent
 from scheduling import services as scheduling_services
 from scheduling.models import ProcedureEvent, ProcedureStatus, RequestedProcedure
 from tests.factories import StationFactory, make_order
-from worklist import services
+from worklist import dicom_mpps, services
 from worklist.models import MPPSException, MPPSStatus, PerformedProcedureStep
 
 from .mpps_data import for_procedure, n_create, n_set_final, ssa_item
@@ -132,7 +132,7 @@ def test_intermediate_set_keeps_in_progress():
 def _code(fn):
     with pytest.raises(services.MPPSError) as info:
         fn()
-    return info.value.status
+    return dicom_mpps.mpps_status(info.value)[0]  # the adapter maps the domain error
 
 
 def test_create_must_be_in_progress():
@@ -479,7 +479,7 @@ def test_duplicate_n_create_race_has_one_winner(monkeypatch):
             )
             outcomes.append("ok")
         except services.MPPSError as exc:
-            outcomes.append(exc.status)
+            outcomes.append(dicom_mpps.mpps_status(exc)[0])
         finally:
             connections.close_all()
 
