@@ -56,6 +56,8 @@ MIDDLEWARE = [
     # First and last: django-prometheus times every request (/metrics, ris/metrics.py).
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    # A NUL byte in the path or a query parameter is a 400 for every page and endpoint.
+    "ris.middleware.RejectNulBytesMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
@@ -138,6 +140,8 @@ AXES_CLIENT_IP_CALLABLE = "ris.net.axes_client_ip"
 # the right-most entry not in RIS_TRUSTED_PROXIES, and only for requests from those proxies.
 RIS_TRUST_X_FORWARDED_FOR = env.bool("RIS_TRUST_X_FORWARDED_FOR", default=False)
 RIS_TRUSTED_PROXIES = env.list("RIS_TRUSTED_PROXIES", default=["127.0.0.1", "::1"])
+# A username longer than axes's varchar(255) is cut before it is recorded (never a 500).
+AXES_USERNAME_CALLABLE = "ris.forms.axes_username"
 
 LANGUAGE_CODE = "en"
 LANGUAGES = [("en", "English"), ("zh-hans", "简体中文")]
@@ -173,12 +177,15 @@ SESSION_COOKIE_HTTPONLY = True
 X_FRAME_OPTIONS = "DENY"
 
 REST_FRAMEWORK = {
+    # Token first: an anonymous request gets 401 with ``WWW-Authenticate: Token`` (session
+    # authentication has no challenge, so with it first DRF answers 403).
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.SessionAuthentication",
         "rest_framework.authentication.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["ris.permissions.RolePermission"],
-    "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+    # django-filter with datetime filters that refuse values PostgreSQL cannot store (400).
+    "DEFAULT_FILTER_BACKENDS": ["ris.api_filters.FilterBackend"],
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
@@ -193,7 +200,15 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    # Every operation documents its 4xx problem-details responses (ris/api_schema.py).
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "ris.api_schema.add_problem_responses",
+    ],
 }
+
+# API: an Idempotency-Key (POST /api/v1/orders/, /patients/) and its answer are kept this long.
+RIS_IDEMPOTENCY_KEY_HOURS = env.int("RIS_IDEMPOTENCY_KEY_HOURS", default=24)
 
 # Celery: without a broker, tasks run eagerly in-process (embedded default).
 CELERY_BROKER_URL = env("CELERY_BROKER_URL", default="") or None

@@ -5,6 +5,7 @@ from django.views.i18n import JavaScriptCatalog
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from . import health, metrics, views
+from .forms import LoginForm
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -15,7 +16,9 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path(
         "accounts/login/",
-        auth_views.LoginView.as_view(template_name="auth/login.html", redirect_authenticated_user=True),
+        auth_views.LoginView.as_view(
+            template_name="auth/login.html", redirect_authenticated_user=True, authentication_form=LoginForm
+        ),
         name="login",
     ),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
@@ -32,3 +35,7 @@ urlpatterns = [
     path("", include("department.urls")),
     path("", include("audit.urls")),
 ]
+
+# Under /api/ an unknown URL or a server error is an RFC 9457 problem like every API error.
+handler404 = "ris.errors.page_not_found"
+handler500 = "ris.errors.server_error"

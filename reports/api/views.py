@@ -216,7 +216,7 @@ class ReportViewSet(
         parameters=[OpenApiParameter("q", str, description="Words or characters (肺结节); all must match")],
         responses={200: ReportSerializer(many=True)},
     )
-    @action(detail=False, methods=["get"])
+    @action(detail=False, methods=["get"], pagination_class=None, filter_backends=[])
     def search(self, request):
         """Full-text search over signed reports (English and Chinese). Drafts are never returned."""
         q = request.query_params.get("q", "")

@@ -5,8 +5,11 @@ from django_filters import rest_framework as filters
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
+from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 
+from ris.api_filters import FilterSet, IsoDateTimeFilter
+from ris.api_idempotency import IDEMPOTENCY_KEY_PARAMETER, idempotent
 from ris.api_mixins import AuditedReadMixin
 from scheduling import services
 from scheduling.models import (
@@ -89,10 +92,10 @@ def _visible_procedures(user):
     return procedure_list_for(user)
 
 
-class OrderFilter(filters.FilterSet):
+class OrderFilter(FilterSet):
     accession_number = filters.CharFilter()
     patient = filters.NumberFilter(field_name="patient_id")
-    created_after = filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
+    created_after = IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
 
     class Meta:
         model = Order
@@ -134,7 +137,12 @@ class OrderViewSet(
             .order_by("-created_at", "-id")
         )
 
-    @extend_schema(request=OrderCreateSerializer, responses={201: OrderSerializer})
+    @extend_schema(
+        request=OrderCreateSerializer,
+        responses={201: OrderSerializer},
+        parameters=[IDEMPOTENCY_KEY_PARAMETER],
+    )
+    @idempotent
     def create(self, request, *args, **kwargs):
         serializer = OrderCreateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -145,12 +153,12 @@ class OrderViewSet(
         return Response(OrderSerializer(order).data, status=status.HTTP_201_CREATED)
 
 
-class ProcedureFilter(filters.FilterSet):
+class ProcedureFilter(FilterSet):
     status = filters.MultipleChoiceFilter(choices=ProcedureStatus.choices)
     modality = filters.CharFilter(field_name="procedure_type__modality")
     station = filters.CharFilter(field_name="steps__station__ae_title")
-    scheduled_after = filters.IsoDateTimeFilter(field_name="steps__start", lookup_expr="gte")
-    scheduled_before = filters.IsoDateTimeFilter(field_name="steps__start", lookup_expr="lt")
+    scheduled_after = IsoDateTimeFilter(field_name="steps__start", lookup_expr="gte")
+    scheduled_before = IsoDateTimeFilter(field_name="steps__start", lookup_expr="lt")
     accession_number = filters.CharFilter(field_name="order__accession_number")
 
     class Meta:
@@ -261,9 +269,7 @@ class ProcedureViewSet(
         if data.validated_data.get("station_ae_title"):
             station = Station.objects.filter(ae_title=data.validated_data["station_ae_title"]).first()
             if station is None:
-                return Response(
-                    {"station_ae_title": ["Unknown station."]}, status=status.HTTP_400_BAD_REQUEST
-                )
+                raise ValidationError({"station_ae_title": ["Unknown station."]})
         return self._done(
             request,
             services.procedure_reschedule(

@@ -1,0 +1,72 @@
+"""Property-based contract test of the whole REST API against its own OpenAPI schema.
+
+Schemathesis generates requests from ``/api/schema/`` (valid and invalid input) and sends them
+in-process through the WSGI application, authenticated as an administrator so every
+operation is reachable. Every response must: not be a 5xx, have a status code the schema
+documents, have a body that conforms to the documented schema, and the documented content
+type. Bounded and deterministic: a fixed number of examples per operation, derandomized
+(no example database), so the run is the same every time and takes about a minute.
+"""
+
+from __future__ import annotations
+
+import pytest
+import schemathesis
+from django.core import signals
+from django.db import close_old_connections
+from hypothesis import HealthCheck, Phase, settings
+from rest_framework.authtoken.models import Token
+from schemathesis.checks import not_a_server_error
+from schemathesis.specs.openapi.checks import (
+    content_type_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+)
+
+from ris.roles import Role
+from tests.factories import PatientFactory, ProcedureTypeFactory, StationFactory, UserFactory
+
+EXAMPLES_PER_OPERATION = 8
+CHECKS = [not_a_server_error, status_code_conformance, response_schema_conformance, content_type_conformance]
+
+
+@pytest.fixture
+def api_schema(db, settings):
+    from ris.wsgi import application
+
+    settings.ALLOWED_HOSTS = ["*"]
+    # The WSGI handler closes the database connection after each request (as in production);
+    # in a test that would close the test's transaction, so do what Django's test client does.
+    signals.request_started.disconnect(close_old_connections)
+    signals.request_finished.disconnect(close_old_connections)
+    try:
+        yield schemathesis.openapi.from_wsgi("/api/schema/", application)
+    finally:
+        signals.request_started.connect(close_old_connections)
+        signals.request_finished.connect(close_old_connections)
+
+
+@pytest.fixture
+def admin_token(db):
+    admin = UserFactory(username="st_admin", role=Role.ADMIN)
+    # A little data, so that list and retrieve answers have bodies to check.
+    PatientFactory()
+    StationFactory(ae_title="CT1", modality="CT")
+    ProcedureTypeFactory(code_value="CTHEAD", modality="CT")
+    return Token.objects.create(user=admin).key
+
+
+schema = schemathesis.pytest.from_fixture("api_schema")
+
+
+@schema.parametrize()
+@settings(
+    max_examples=EXAMPLES_PER_OPERATION,
+    derandomize=True,
+    database=None,
+    deadline=None,
+    phases=[Phase.explicit, Phase.generate],
+    suppress_health_check=list(HealthCheck),
+)
+def test_api_conforms_to_its_schema(case, admin_token):
+    case.call_and_validate(headers={"Authorization": f"Token {admin_token}"}, checks=CHECKS)
