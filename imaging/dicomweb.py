@@ -22,6 +22,7 @@ from rest_framework.renderers import BaseRenderer
 from rest_framework.views import APIView
 
 from audit.services import audit_record
+from ris.errors import problem_http_response
 from ris.vr import validate_ui
 
 from . import previews, services, storage
@@ -43,8 +44,34 @@ class AnyRenderer(BaseRenderer):
         return data
 
 
-def _bad(message: str, status: int = 400) -> JsonResponse:
-    return JsonResponse({"detail": message}, status=status)
+_CODES = {400: "invalid", 404: "not_found", 405: "method_not_allowed", 406: "not_acceptable", 409: "conflict"}
+_CODES.update({413: "request_too_large", 415: "unsupported_media_type"})
+
+
+def _bad(request, message: str, status: int = 400) -> HttpResponse:
+    """A refusal as an RFC 9457 problem (application/problem+json), like the REST API's.
+
+    Refusals raised by DRF itself (401 with a challenge for anonymous requests, 403 for a
+    role that may not, 405) go through the API's exception handler to the same shape.
+    """
+    return problem_http_response(
+        status_code=status,
+        detail=message,
+        code=_CODES.get(status, "invalid"),
+        instance=request.path,
+        headers={"Allow": "GET, HEAD, OPTIONS"} if status == 405 else None,
+    )
+
+
+def _accepts(request, offered: tuple[str, ...]) -> str | None:
+    """The first offered media type the Accept header allows (no header = anything)."""
+    accept = request.headers.get("Accept", "") or "*/*"
+    ranges = [part.split(";")[0].strip().lower() for part in accept.split(",")]
+    for media in offered:
+        major = media.split("/")[0]
+        if any(r in (media, f"{major}/*", "*/*") for r in ranges):
+            return media
+    return None
 
 
 def _valid_uid(value: str | None) -> bool:
@@ -108,13 +135,13 @@ class WadoUriView(APIView):
     def get(self, request):
         q = request.GET
         if q.get("requestType") != "WADO":
-            return _bad("requestType must be WADO")
+            return _bad(request, "requestType must be WADO")
         uids = {k: q.get(k) for k in ("studyUID", "seriesUID", "objectUID")}
         if not all(_valid_uid(v) for v in uids.values()):
-            return _bad("studyUID, seriesUID and objectUID must be valid UIDs")
+            return _bad(request, "studyUID, seriesUID and objectUID must be valid UIDs")
         content_type = (q.get("contentType") or "image/jpeg").split(",")[0].strip()
         if content_type not in ("image/jpeg", "image/png", "application/dicom"):
-            return _bad("unsupported contentType", 406)
+            return _bad(request, "unsupported contentType", 406)
         instance = (
             Instance.objects.select_related("series__study", "received_object")
             .filter(
@@ -125,7 +152,7 @@ class WadoUriView(APIView):
             .first()
         )
         if instance is None:
-            return _bad("no such object", 404)
+            return _bad(request, "no such object", 404)
         _audit_retrieve(
             request,
             action="imaging.wado_uri",
@@ -162,13 +189,13 @@ class WadoRsView(APIView):
 
     def get(self, request, study_uid=None, series_uid=None, instance_uid=None):
         if study_uid is None:
-            return _bad("QIDO-RS search is not offered; retrieve a study by its UID", 400)
+            return _bad(request, "QIDO-RS search is not offered; retrieve a study by its UID", 400)
         for uid in (study_uid, series_uid, instance_uid):
             if uid is not None and not _valid_uid(uid):
-                return _bad("invalid UID")
+                return _bad(request, "invalid UID")
         accept = request.headers.get("Accept", "*/*")
         if not any(t in accept for t in ("multipart/related", "application/dicom", "*/*")):
-            return _bad("only multipart/related; type=application/dicom is offered", 406)
+            return _bad(request, "only multipart/related; type=application/dicom is offered", 406)
         qs = Instance.objects.select_related("received_object", "series__study").filter(
             series__study__study_instance_uid=study_uid
         )
@@ -178,7 +205,7 @@ class WadoRsView(APIView):
             qs = qs.filter(sop_instance_uid=instance_uid)
         instances = list(qs.order_by("series__series_number", "instance_number", "id"))
         if not instances:
-            return _bad("not found", 404)
+            return _bad(request, "not found", 404)
         _audit_retrieve(
             request,
             action="imaging.wado_rs",
@@ -195,9 +222,9 @@ class WadoRsView(APIView):
 
     def post(self, request, study_uid=None, series_uid=None, instance_uid=None):
         if series_uid or instance_uid:
-            return _bad("STOW-RS accepts POST on /studies or /studies/{study}", 405)
+            return _bad(request, "STOW-RS accepts POST on /studies or /studies/{study}", 405)
         if study_uid is not None and not _valid_uid(study_uid):
-            return _bad("invalid Study Instance UID")
+            return _bad(request, "invalid Study Instance UID")
         return stow(request, study_uid)
 
 
@@ -208,7 +235,9 @@ class RenderedView(APIView):
 
     def get(self, request, study_uid, series_uid, instance_uid):
         if not all(_valid_uid(u) for u in (study_uid, series_uid, instance_uid)):
-            return _bad("invalid UID")
+            return _bad(request, "invalid UID")
+        if _accepts(request, ("image/jpeg", "image/png")) is None:
+            return _bad(request, "only image/jpeg and image/png are offered", 406)
         instance = (
             Instance.objects.select_related("series__study", "received_object")
             .filter(
@@ -219,7 +248,7 @@ class RenderedView(APIView):
             .first()
         )
         if instance is None:
-            return _bad("not found", 404)
+            return _bad(request, "not found", 404)
         _audit_retrieve(
             request,
             action="imaging.wado_rs_rendered",
@@ -309,20 +338,20 @@ def _dicom_json_ref(sop_class: str, sop_instance: str, url: str | None = None, f
 def stow(request, study_uid: str | None):
     content_type = request.META.get("CONTENT_TYPE", "")
     if not content_type.lower().startswith("multipart/related"):
-        return _bad("Content-Type must be multipart/related", 415)
+        return _bad(request, "Content-Type must be multipart/related", 415)
     m_type = _TYPE_RE.search(content_type)
     if m_type and m_type.group(1).lower() != "application/dicom":
-        return _bad('only type="application/dicom" is supported', 415)
+        return _bad(request, 'only type="application/dicom" is supported', 415)
     m_boundary = _BOUNDARY_RE.search(content_type)
     if not m_boundary:
-        return _bad("multipart boundary missing", 400)
+        return _bad(request, "multipart boundary missing", 400)
     boundary = m_boundary.group(1).encode("latin-1")
     calling = f"STOW:{request.user.get_username()}"[:16]
     stored, failed, studies = [], [], {}
     try:
         fp, size = _spool_body(request, settings.RIS_STOW_MAX_REQUEST_BYTES)
     except StowError as exc:
-        return _bad(str(exc), exc.status)
+        return _bad(request, str(exc), exc.status)
     try:
         for headers, start, end in _iter_parts(fp, size, boundary):
             part_type = headers.get("content-type", "application/dicom").split(";")[0].strip().lower()
@@ -379,7 +408,7 @@ def stow(request, study_uid: str | None):
                     with suppress(OSError):
                         os.close(lock_fd)
     except StowError as exc:
-        return _bad(str(exc), exc.status)
+        return _bad(request, str(exc), exc.status)
     finally:
         fp.close()
     if studies:
@@ -397,6 +426,6 @@ def stow(request, study_uid: str | None):
     if failed:
         body["00081198"] = {"vr": "SQ", "Value": failed}
     if not stored and not failed:
-        return _bad("no parts in the request", 400)
+        return _bad(request, "no parts in the request", 400)
     status = 200 if not failed else (202 if stored else 409)
     return JsonResponse(body, status=status, content_type="application/dicom+json")
