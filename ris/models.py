@@ -30,3 +30,28 @@ class StaffProfile(models.Model):
     @property
     def modality_list(self) -> list[str]:
         return [m.strip().upper() for m in self.modalities.split(",") if m.strip()]
+
+
+class IdempotencyKey(models.Model):
+    """A creating API request made with an ``Idempotency-Key`` header, and its answer.
+
+    The same user sending the same key again gets the stored answer instead of a second
+    object (a client that lost the response retries safely). The unique constraint on
+    (user, key) is what makes two concurrent retries safe: the second insert waits for the
+    first transaction and then finds its row. Rows expire after ``RIS_IDEMPOTENCY_KEY_HOURS``.
+    """
+
+    user = models.ForeignKey("auth.User", on_delete=models.CASCADE, related_name="+")
+    key = models.CharField(max_length=255)
+    # sha256 of method, path and the canonical request body: a different request → 422.
+    fingerprint = models.CharField(max_length=64)
+    claim = models.UUIDField()
+    response_status = models.PositiveSmallIntegerField(null=True)
+    response_body = models.JSONField(null=True)
+    created_at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["user", "key"], name="uniq_idempotency_key_per_user")]
+
+    def __str__(self) -> str:
+        return f"{self.user_id}:{self.key}"

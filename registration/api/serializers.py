@@ -14,6 +14,15 @@ class PatientSerializer(serializers.ModelSerializer):
         allow_blank=True,
         help_text="Full name in characters (e.g. 王小东); split into family/given and romanised to pinyin.",
     )
+    confirm_duplicate = serializers.BooleanField(
+        write_only=True,
+        required=False,
+        default=False,
+        help_text=(
+            "Registering a patient with the same name and birth date as an existing one is refused "
+            "(409, code possible_duplicate, with the candidates) unless this is true."
+        ),
+    )
 
     class Meta:
         model = Patient
@@ -22,6 +31,7 @@ class PatientSerializer(serializers.ModelSerializer):
             "patient_id",
             "issuer",
             "chinese_name",
+            "confirm_duplicate",
             "family_name",
             "given_name",
             "middle_name",
@@ -53,4 +63,13 @@ class PatientSerializer(serializers.ModelSerializer):
 
 class PatientUpdateSerializer(PatientSerializer):
     class Meta(PatientSerializer.Meta):
+        fields = [f for f in PatientSerializer.Meta.fields if f != "confirm_duplicate"]
         read_only_fields = [*PatientSerializer.Meta.read_only_fields, "patient_id", "issuer"]
+
+
+class DuplicateCandidateSerializer(serializers.ModelSerializer):
+    display_name = serializers.CharField(read_only=True)
+
+    class Meta:
+        model = Patient
+        fields = ["id", "patient_id", "issuer", "display_name", "birth_date", "sex"]

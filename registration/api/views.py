@@ -7,13 +7,17 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.response import Response
 
+from audit.services import audit_record
 from registration.models import Patient
-from registration.selectors import patient_list, patient_search
-from registration.services import patient_register, patient_update
+from registration.selectors import patient_find_duplicates, patient_list, patient_search
+from registration.services import normalise_name_fields, patient_register, patient_update
+from ris.api_idempotency import IDEMPOTENCY_KEY_PARAMETER, idempotent
 from ris.api_mixins import AuditedReadMixin
-from ris.errors import ApplicationError
+from ris.errors import ApplicationError, PossibleDuplicate
 
-from .serializers import PatientSerializer, PatientUpdateSerializer
+from .serializers import DuplicateCandidateSerializer, PatientSerializer, PatientUpdateSerializer
+
+_NAME_FIELDS = ("family_name", "given_name", "ideographic_family", "ideographic_given")
 
 
 @extend_schema_view(
@@ -66,15 +70,47 @@ class PatientViewSet(
                 ) from exc
         return patient_search(query=q, birth_date=birth)
 
+    @extend_schema(parameters=[IDEMPOTENCY_KEY_PARAMETER])
+    @idempotent
     def create(self, request, *args, **kwargs):
         serializer = self.get_serializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = dict(serializer.validated_data)
+        confirmed = data.pop("confirm_duplicate", False)
+        if not confirmed:
+            self._refuse_likely_duplicate(request, data)
         try:
             patient = patient_register(actor=request.user, request=request, **data)
         except ValidationError as exc:
             raise ApplicationError("Invalid input.", fields=exc.message_dict) from exc
         return Response(PatientSerializer(patient).data, status=status.HTTP_201_CREATED)
+
+    def _refuse_likely_duplicate(self, request, data: dict) -> None:
+        """The web form's rule: same name (any group) and birth date needs an explicit confirmation."""
+        names = normalise_name_fields({k: data[k] for k in ("chinese_name", *_NAME_FIELDS) if data.get(k)})
+        candidates = list(
+            patient_find_duplicates(
+                family_name=names.get("family_name", ""),
+                given_name=names.get("given_name", ""),
+                ideographic_family=names.get("ideographic_family", ""),
+                ideographic_given=names.get("ideographic_given", ""),
+                birth_date=data.get("birth_date"),
+            )[:10]
+        )
+        if not candidates:
+            return
+        audit_record(
+            action="patient.search",
+            request=request,
+            object_type="patient",
+            detail={"duplicate_check": [p.pk for p in candidates]},
+        )
+        raise PossibleDuplicate(
+            "A patient with the same name and birth date is already registered. Use that patient, "
+            "or send confirm_duplicate=true if this is a different person.",
+            candidates=DuplicateCandidateSerializer(candidates, many=True).data,
+            fields={"confirm_duplicate": ["Confirm that this is a different person."]},
+        )
 
     def update(self, request, *args, **kwargs):
         partial = kwargs.pop("partial", False)

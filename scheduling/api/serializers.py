@@ -1,8 +1,12 @@
 from __future__ import annotations
 
+from datetime import timedelta
+
+from django.utils import timezone
 from rest_framework import serializers
 
 from registration.models import Patient
+from ris.vr import code_errors
 from scheduling.models import (
     Order,
     Priority,
@@ -47,6 +51,19 @@ class ProcedureTypeSerializer(serializers.ModelSerializer):
             "preparation",
             "active",
         ]
+
+    def validate(self, attrs):
+        # The model's VR rules for the coded entry (ris/vr.py), as for the admin and imports.
+        merged = {
+            f: attrs.get(f, getattr(self.instance, f, "") if self.instance else "")
+            for f in ("code_value", "coding_scheme", "code_meaning")
+        }
+        if "coding_scheme" not in attrs and self.instance is None:
+            merged["coding_scheme"] = ProcedureType._meta.get_field("coding_scheme").default
+        errors = code_errors(**merged)
+        if errors:
+            raise serializers.ValidationError(errors)
+        return attrs
 
 
 class StepSerializer(serializers.ModelSerializer):
@@ -143,6 +160,17 @@ class OrderSerializer(serializers.ModelSerializer):
         return steps[0].sps_id if steps else ""
 
 
+# Same grace as the web form's slot picker: a slot that started a few minutes ago may still be
+# booked (the patient is at the desk), anything earlier is in the past.
+PAST_GRACE = timedelta(minutes=5)
+
+
+def validate_future_start(value):
+    if value < timezone.now() - PAST_GRACE:
+        raise serializers.ValidationError("This time has already passed. Choose a later slot.")
+    return value
+
+
 class OrderCreateSerializer(serializers.Serializer):
     """Create an order: patient, procedure code, station AE title and start time."""
 
@@ -150,7 +178,7 @@ class OrderCreateSerializer(serializers.Serializer):
     procedure_code = serializers.CharField(max_length=16)
     coding_scheme = serializers.CharField(max_length=16, required=False, default="99RIS")
     station_ae_title = serializers.CharField(max_length=16)
-    start = serializers.DateTimeField()
+    start = serializers.DateTimeField(validators=[validate_future_start])
     priority = serializers.ChoiceField(choices=Priority.choices, default=Priority.ROUTINE)
     referring_physician = serializers.CharField(max_length=64, required=False, allow_blank=True, default="")
     requesting_physician = serializers.CharField(max_length=64, required=False, allow_blank=True, default="")
@@ -179,6 +207,6 @@ class ReasonSerializer(serializers.Serializer):
 
 
 class RescheduleSerializer(serializers.Serializer):
-    start = serializers.DateTimeField()
+    start = serializers.DateTimeField(validators=[validate_future_start])
     reason = serializers.CharField(max_length=255)
     station_ae_title = serializers.CharField(max_length=16, required=False)
