@@ -156,3 +156,73 @@ def join_pn_groups(alphabetic: str, ideographic: str = "", phonetic: str = "") -
     while len(groups) > 1 and not groups[-1]:
         groups.pop()
     return "=".join(groups)
+
+
+# --- Coded entries (PS3.3 §8.1–8.3: Code Value, Coding Scheme Designator, Code Meaning) ------
+# A code goes out on the worklist in the Requested Procedure / Scheduled Protocol Code
+# Sequences, encoded in each station's character set. Code Value and Coding Scheme
+# Designator are identifiers: printable ASCII only. Code Meaning is text for people and may
+# use any script, but never characters no character set can carry (private-use, surrogates,
+# unassigned, control or format characters such as U+E000 or U+200B).
+_PRINTABLE_ASCII = re.compile(r"^[\x20-\x7e]*$")
+_UNENCODABLE_CATEGORIES = {"Co", "Cs", "Cn", "Cc", "Cf"}
+
+
+def _unencodable(value: str) -> str | None:
+    import unicodedata
+
+    for ch in value:
+        if unicodedata.category(ch) in _UNENCODABLE_CATEGORIES:
+            return f"U+{ord(ch):04X}"
+    return None
+
+
+def _code_identifier(value: str, label) -> None:
+    validate_sh(value)
+    if not value.strip():
+        raise ValidationError(_("%(label)s must not be empty."), params={"label": label})
+    if not _PRINTABLE_ASCII.match(value):
+        raise ValidationError(
+            _("%(label)s may contain only printable ASCII characters (letters, digits, punctuation)."),
+            params={"label": label},
+        )
+    if value != value.strip():
+        raise ValidationError(_("%(label)s must not start or end with a space."), params={"label": label})
+
+
+def validate_code_value(value: str) -> None:
+    """Code Value (0008,0100), SH."""
+    _code_identifier(value, _("Code value"))
+
+
+def validate_coding_scheme(value: str) -> None:
+    """Coding Scheme Designator (0008,0102), SH."""
+    _code_identifier(value, _("Coding scheme"))
+
+
+def validate_code_meaning(value: str) -> None:
+    """Code Meaning (0008,0104), LO: any script, nothing a character set cannot encode."""
+    validate_lo(value)
+    if not value.strip():
+        raise ValidationError(_("The meaning must not be empty."))
+    bad = _unencodable(value)
+    if bad:
+        raise ValidationError(
+            _("The meaning contains a character that cannot be sent to modalities (%(char)s)."),
+            params={"char": bad},
+        )
+
+
+def code_errors(*, code_value: str, coding_scheme: str, code_meaning: str) -> dict[str, list[str]]:
+    """Field errors of one coded entry ({} when valid); used by the model, the API and checks."""
+    errors: dict[str, list[str]] = {}
+    for field, validator, value in (
+        ("code_value", validate_code_value, code_value),
+        ("coding_scheme", validate_coding_scheme, coding_scheme),
+        ("code_meaning", validate_code_meaning, code_meaning),
+    ):
+        try:
+            validator(value or "")
+        except ValidationError as exc:
+            errors[field] = list(exc.messages)
+    return errors

@@ -140,6 +140,19 @@ class ProcedureType(models.Model):
     def __str__(self) -> str:
         return f"{self.code_value} {self.code_meaning}"
 
+    def clean(self):
+        # The code goes out on every worklist: validate it against its VRs (ris/vr.py) at
+        # every entry (admin, import, API); `manage.py catalog_check` lists older bad rows.
+        from django.core.exceptions import ValidationError
+
+        from ris.vr import code_errors
+
+        errors = code_errors(
+            code_value=self.code_value, coding_scheme=self.coding_scheme, code_meaning=self.code_meaning
+        )
+        if errors:
+            raise ValidationError(errors)
+
 
 class Priority(models.TextChoices):
     # Requested Procedure Priority (0040,1003), PS3.3 C.4.11.
