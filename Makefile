@@ -7,7 +7,7 @@ TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/ris
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/0
 DICOM_TESTS ?= tests/dicom tests/worklist/test_dicom_mpps.py tests/imaging/test_transfer_syntaxes.py tests/imaging/test_node_faults.py
 
-.PHONY: run test venv venv-dev messages lint typecheck migrate-check services bench clean lock audit
+.PHONY: run test contract venv venv-dev messages lint typecheck migrate-check services bench clean lock audit
 
 # The typed domain layer: each app's services and selectors, as a module or a package.
 TYPED := $(sort $(patsubst %/__init__.py,%,$(wildcard */services.py */selectors.py \
@@ -60,6 +60,13 @@ test: venv-dev messages
 	@# The DICOM node's tests again with the speed-only pynetdicom paths off (ris/dicom/patches.py).
 	DATABASE_URL=$(TEST_DATABASE_URL) RIS_TEST_REDIS_URL=$(TEST_REDIS_URL) RIS_DICOM_ACCELERATED=false \
 		$(BIN)/pytest -q -m "dicom and not browser" $(DICOM_TESTS)
+
+## make contract: just the bounded, seeded schemathesis run of the REST API against its OpenAPI
+## schema (no 5xx, documented statuses, conforming bodies); `make test` runs it with the suite.
+contract: venv-dev
+	bash scripts/ensure_services.sh
+	DATABASE_URL=$(TEST_DATABASE_URL) RIS_TEST_REDIS_URL=$(TEST_REDIS_URL) \
+		$(BIN)/pytest tests/api/test_schemathesis.py $(PYTEST_ARGS)
 
 lint: venv-dev
 	$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/lint-imports
