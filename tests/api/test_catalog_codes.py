@@ -64,7 +64,9 @@ def test_admin_form_refuses_private_use(client):
 
 def test_catalog_check_lists_existing_bad_rows(capsys):
     ProcedureTypeFactory(code_value="GOOD1")
-    ProcedureType.objects.create(code_value="BAD\ue000", coding_scheme="99RIS", code_meaning="x", modality="CT")
+    ProcedureType.objects.create(
+        code_value="BAD\ue000", coding_scheme="99RIS", code_meaning="x", modality="CT"
+    )
     bad = ProcedureType.objects.get(code_value="BAD\ue000")
     with pytest.raises(CommandError, match="1 procedure catalog entry"):
         call_command("catalog_check")
