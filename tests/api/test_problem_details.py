@@ -123,3 +123,26 @@ def test_report_datetime_filter_unstorable_is_a_400(api_for):
     body = _problem(client.get("/api/v1/reports/?signed_at__gte=0001-01-01T00:00:00%2B10:00"), 400)
     assert "signed_at__gte" in body["errors"]
     assert Report.objects.count() == 0
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "/api/v1/audit/events/?since=0001-01-01T00:00:00%2B01:00",
+        "/api/v1/audit/events/?until=9999-12-31T23:59:59-01:00",
+        "/api/v1/audit/events/?since=2024-01-01T00:00:00%2B05:30:15",
+        "/api/v1/department/figures/tat_trend/?from=0001-01-01&to=0001-01-02",
+        "/api/v1/department/figures/tat_trend/?from=9999-12-30&to=9999-12-31",
+        "/api/v1/procedures/?scheduled_after=0001-01-01T00:00:00%2B14:00",
+        "/api/v1/procedures/?scheduled_before=9999-12-31T23:59:59-12:00",
+        "/api/v1/orders/?created_after=99999-01-01T00:00:00",
+    ],
+)
+def test_extreme_dates_are_never_server_errors(db, url):
+    client = APIClient()
+    client.force_authenticate(UserFactory(username="dt_admin", is_superuser=True, is_staff=True))
+    client.raise_request_exception = False
+    resp = client.get(url)
+    assert resp.status_code in (200, 400), (resp.status_code, resp.content[:300])
+    if resp.status_code == 400:
+        _problem(resp, 400)
