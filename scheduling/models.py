@@ -269,7 +269,9 @@ class ScheduledProcedureStep(models.Model):
     sps_id = models.CharField(_("SPS ID"), max_length=16, unique=True, validators=[validate_sh])
     # station/start/end are null only while the procedure is awaiting booking (status
     # ``requested``); the MWL and the overlap constraint ignore such steps.
-    station = models.ForeignKey(Station, on_delete=models.PROTECT, related_name="steps", null=True, blank=True)
+    station = models.ForeignKey(
+        Station, on_delete=models.PROTECT, related_name="steps", null=True, blank=True
+    )
     modality = models.CharField(max_length=16, validators=[validate_cs])
     start = models.DateTimeField(db_index=True, null=True, blank=True)
     end = models.DateTimeField(null=True, blank=True)

@@ -148,6 +148,16 @@ def _transition(
             source_ae=source.split(":", 1)[1] if source.startswith(("mpps:", "dicom:")) else "",
             detail={"from": from_status, "to": rule.target, **({"reason": reason} if reason else {})},
         )
+        # Same transaction: outbox rows (HL7 order status) commit or roll back with the change.
+        signals.procedure_recorded.send(
+            sender=RequestedProcedure,
+            procedure_id=pk,
+            action=action,
+            from_status=from_status,
+            to_status=rule.target,
+            at=now,
+            source=source,
+        )
         transaction.on_commit(partial(_send_transitioned, pk, action, from_status, rule.target))
     logger.info("procedure %s %s: %s -> %s (%s)", pk, action, from_status, rule.target, source)
     return proc
@@ -275,7 +285,9 @@ def procedure_book(
             raise ApplicationError(
                 "The station's modality does not match the procedure.",
                 fields={
-                    "station": [f"{station.ae_title} is {station.modality}, the procedure needs {ptype.modality}."]
+                    "station": [
+                        f"{station.ae_title} is {station.modality}, the procedure needs {ptype.modality}."
+                    ]
                 },
             )
         end = start + timedelta(minutes=ptype.duration_minutes)
@@ -465,7 +477,9 @@ def order_create(
         at=ordered_at or timezone.now(),
         actor=order.created_by,
         source=source[:32],
-        detail={"station": station.ae_title, "start": start.isoformat()} if booked else {"awaiting_booking": True},
+        detail={"station": station.ae_title, "start": start.isoformat()}
+        if booked
+        else {"awaiting_booking": True},
     )
     audit_record(
         action="order.create",
@@ -475,6 +489,15 @@ def order_create(
         object_id=order.pk,
         patient_id=patient.pk,
         detail={"accession_number": order.accession_number, "procedure": procedure_type.code_value},
+    )
+    signals.procedure_recorded.send(
+        sender=RequestedProcedure,
+        procedure_id=proc.pk,
+        action="order",
+        from_status="",
+        to_status=proc.status,
+        at=ordered_at or timezone.now(),
+        source=source,
     )
     transaction.on_commit(
         partial(signals.order_created.send, sender=Order, order_id=order.pk, procedure_ids=[proc.pk])
@@ -840,3 +863,59 @@ def procedure_images_withdrawn(
             detail={"study_instance_uid": study_instance_uid},
         )
     return True
+
+
+# ---------------------------------------------------------------------------------------
+# Order details changed by the placer (HL7 ORC-1 XO, FHIR ServiceRequest update)
+
+ORDER_UPDATABLE_FIELDS = (
+    "priority",
+    "referring_physician",
+    "requesting_physician",
+    "requesting_service",
+    "reason",
+    "clinical_info",
+    "admission_id",
+)
+
+
+@transaction.atomic
+def order_update(*, order: Order, actor=None, request=None, source: str = "ui", **fields) -> list[str]:
+    """Change an order's clinical details (not its identifiers or procedure); returns the
+    changed field names. Refused once no procedure of the order is open any more."""
+    unknown = set(fields) - set(ORDER_UPDATABLE_FIELDS)
+    if unknown:
+        raise ApplicationError(f"Unknown order fields: {', '.join(sorted(unknown))}")
+    if "priority" in fields and fields["priority"] not in Priority.values:
+        raise ApplicationError("Unknown priority.", fields={"priority": ["Invalid choice."]})
+    locked = Order.objects.select_for_update().get(pk=order.pk)
+    if not RequestedProcedure.objects.filter(order=locked, status__in=OPEN_STATUSES).exists():
+        raise InvalidTransition("The order has no open procedure to change.")
+    changed = [name for name, value in fields.items() if getattr(locked, name) != value]
+    for name in changed:
+        setattr(locked, name, fields[name])
+    if changed:
+        _full_clean(locked, exclude=["patient", "created_by"])
+        locked.save(update_fields=changed)
+        for pk in locked.procedures.values_list("pk", flat=True):
+            ProcedureEvent.objects.create(
+                requested_procedure_id=pk,
+                action="order_update",
+                from_status="",
+                to_status="",
+                at=timezone.now(),
+                actor=actor if getattr(actor, "is_authenticated", False) else None,
+                source=source[:32],
+                detail={"fields": changed},
+            )
+    audit_record(
+        action="order.update",
+        actor=actor,
+        request=request,
+        object_type="order",
+        object_id=locked.pk,
+        patient_id=locked.patient_id,
+        detail={"fields": changed, "source": source[:32]},
+    )
+    order.__dict__.update({name: getattr(locked, name) for name in ORDER_UPDATABLE_FIELDS})
+    return changed
