@@ -84,7 +84,7 @@ def _wake(destination_id: int, ordering_key: str) -> None:
 
     try:
         deliver.delay(destination_id, ordering_key)
-    except Exception:  # noqa: BLE001 - broker down: the sweeper delivers later
+    except Exception:
         logger.warning(
             "outbox: broker unavailable, the sweeper will deliver (destination %s)", destination_id
         )
@@ -135,9 +135,14 @@ def on_procedure_recorded(sender, *, procedure_id, action, from_status, to_statu
         return  # placed awaiting booking: "scheduled" is announced when it is booked
     from scheduling.models import RequestedProcedure
 
-    patient_id = (
-        RequestedProcedure.objects.filter(pk=procedure_id).values_list("order__patient_id", flat=True).first()
+    row = (
+        RequestedProcedure.objects.filter(pk=procedure_id)
+        .values_list("order__patient_id", "order__placer_order_number")
+        .first()
     )
+    if row is None or not row[1]:
+        return  # the RIS's own orders have no placer to tell
+    patient_id = row[0]
     for message_type in (MessageType.ORM_O01, MessageType.OMI_O23):
         outbox_enqueue(
             message_type=message_type,
@@ -157,18 +162,25 @@ def on_report_recorded(sender, *, report_id, action, to_status, **kw):
     event = REPORT_EVENTS.get(action)
     if event is None:
         return
-    from reports.models import Report
+    from reports.models import Report, ReportVersion
 
-    row = (
+    patient_id = (
         Report.objects.filter(pk=report_id)
         .values_list("requested_procedure__order__patient_id", flat=True)
+        .first()
+    )
+    # The immutable version this event published: the ORU is built from it, whenever delivered.
+    version = (
+        ReportVersion.objects.filter(report_id=report_id)
+        .order_by("-number")
+        .values_list("number", flat=True)
         .first()
     )
     outbox_enqueue(
         message_type=MessageType.ORU_R01,
         event=event,
-        facts={"report_id": report_id, "status": to_status, "action": action},
-        patient_id=row,
+        facts={"report_id": report_id, "status": to_status, "action": action, "version": version},
+        patient_id=patient_id,
     )
 
 
