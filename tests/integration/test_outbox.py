@@ -69,7 +69,7 @@ def test_report_transitions_send_one_oru_each_per_destination_in_order(destinati
 def test_critical_result_is_flagged_in_obx8(destination_listener, users):
     lst, _ = destination_listener(types=("ORU^R01",))
     proc = _exam()
-    rad, rev = users["radiologist"], users["reviewer"]
+    rad = users["radiologist"]
     report = rs.report_claim(procedure=proc, actor=rad)
     rs.report_save_draft(report=report, actor=rad, findings="Large PE.", impression="Pulmonary embolism.")
     rs.critical_result_flag(report=report, actor=rad, category="1", finding="PE")
@@ -122,7 +122,7 @@ def test_destination_down_then_up_delivers_everything_in_order(destination_liste
     settings.RIS_HL7_OUTBOX_BACKOFF_BASE = 0.05
     settings.RIS_HL7_OUTBOX_BACKOFF_MAX = 0.2
     settings.RIS_HL7_OUTBOX_LEASE_SECONDS = 0
-    lst, dest = destination_listener(types=("ORU^R01",))
+    lst, _ = destination_listener(types=("ORU^R01",))
     lst.down()
     patient = PatientFactory()
     for n in range(3):
