@@ -31,4 +31,5 @@ urlpatterns = [
     path("", include("reports.urls")),
     path("", include("department.urls")),
     path("", include("audit.urls")),
+    path("", include("integration.urls")),
 ]
