@@ -213,6 +213,7 @@ class Listener:
 
     def __init__(self, port: int = 0, mode: str = "AA", encoding: str = "utf-8"):
         self.mode = mode
+        self.delay = 0.0
         self.encoding = encoding
         self.received: list[bytes] = []
         self.port = port
@@ -301,6 +302,8 @@ class ThreadedListener(Listener):
                     with self.lock:
                         self.received.append(payload)
                     cid = payload.split(b"\r", 1)[0].split(b"|")[9]
+                    if self.delay:
+                        time.sleep(self.delay)
                     ack = (
                         b"MSH|^~\\&|HISRECV|HOSPITAL|RIS|RADIOLOGY|20250101||ACK|A"
                         + cid
