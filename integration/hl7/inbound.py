@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 
 from django.conf import settings
-from django.db import IntegrityError, close_old_connections, transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from audit.models import Outcome
@@ -113,7 +113,6 @@ def _from_app_error(exc: ApplicationError, mapping: dict, default: str) -> HL7Er
 
 def handle(raw: bytes, *, peer: str = "") -> Result:
     """Process one message (without MLLP framing) and return the ACK to send."""
-    close_old_connections()
     now = timezone.now()
     try:
         msh = codec.sniff_msh(raw)

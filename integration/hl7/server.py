@@ -12,6 +12,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 
 from django.conf import settings
+from django.db import connections
 from hl7.mllp import InvalidBlockError, start_hl7_server
 
 from . import codec, inbound
@@ -78,6 +79,11 @@ class MLLPServer:
             writer.close()
 
     def _handle(self, block: bytes, peer: str) -> bytes:
+        # Drop a connection that broke (database restart) before using it; a pooled or
+        # persistent connection is otherwise kept across messages.
+        connections["default"].close_if_unusable_or_obsolete() if connections[
+            "default"
+        ].errors_occurred else None
         try:
             return self.handler(block, peer=peer).ack
         except Exception:

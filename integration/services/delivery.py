@@ -9,7 +9,7 @@ import logging
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import connection
+from django.db import connection, transaction
 from django.db.models import Min
 from django.utils import timezone
 
@@ -142,8 +142,9 @@ def deliver_key(*, destination_id: int, ordering_key: str, budget: int = 1000) -
                 continue
             ack_text = raw_ack.decode(codec_name, errors="replace")
             if code in ("AA", "CA") and control in ("", msg.control_id):
-                outbox.outbox_mark_sent(message=msg, ack_code=code)
-                _log(msg, LogStatus.AA, ack=ack_text)
+                with transaction.atomic():  # one commit for the state change and its log row
+                    outbox.outbox_mark_sent(message=msg, ack_code=code)
+                    _log(msg, LogStatus.AA, ack=ack_text)
                 sent += 1
                 continue
             permanent = code in ("AR", "CR")

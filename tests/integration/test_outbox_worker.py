@@ -4,6 +4,8 @@ that was in flight (same control ID)."""
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
 from integration.models import OutboxMessage, OutboxState
@@ -14,7 +16,11 @@ from .test_outbox import _exam, _report_through
 
 pytestmark = [pytest.mark.integration, pytest.mark.postgres]
 
-WORKER_ENV = {"RIS_HL7_OUTBOX_BACKOFF_BASE": "0.2", "RIS_HL7_OUTBOX_BACKOFF_MAX": "1", "RIS_HL7_OUTBOX_TIMEOUT": "5"}
+WORKER_ENV = {
+    "RIS_HL7_OUTBOX_BACKOFF_BASE": "0.2",
+    "RIS_HL7_OUTBOX_BACKOFF_MAX": "1",
+    "RIS_HL7_OUTBOX_TIMEOUT": "5",
+}
 
 
 def _first_seen(ids: list[str]) -> list[str]:
@@ -34,7 +40,7 @@ def _assert_delivered_in_order(listener, *, allow_resend: bool):
         assert got == expected
     else:
         # A duplicate is only an immediate resend of the message in flight.
-        for a, b in zip(got, got[1:], strict=False):
+        for a, b in itertools.pairwise(got):
             assert a == b or expected.index(b) == expected.index(a) + 1
 
 
@@ -56,7 +62,9 @@ def _patient_reports(users, n):
         _report_through(_exam(patient), users, findings=f"Finding {i}", upto="final")
 
 
-def test_worker_killed_mid_delivery_redelivers(celery_worker_factory, kill_mid_task, destination_listener, users, settings):
+def test_worker_killed_mid_delivery_redelivers(
+    celery_worker_factory, kill_mid_task, destination_listener, users, settings
+):
     lst, _ = destination_listener(types=("ORU^R01",))
     lst.delay = 0.3  # the worker waits for each ACK: a kill lands mid-delivery
     worker = celery_worker_factory(env=WORKER_ENV)
@@ -90,7 +98,9 @@ def test_destination_down_then_up_with_worker(celery_worker_factory, destination
     lst.down()
     celery_worker_factory(env=WORKER_ENV)
     _patient_reports(users, 3)
-    wait_for(lambda: OutboxMessage.objects.filter(attempts__gte=2).exists(), timeout=60, what="retries while down")
+    wait_for(
+        lambda: OutboxMessage.objects.filter(attempts__gte=2).exists(), timeout=60, what="retries while down"
+    )
     assert not lst.received
     lst.up()
     _drain(settings)

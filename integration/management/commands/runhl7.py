@@ -7,6 +7,7 @@ import logging
 from django.conf import settings
 
 from integration.hl7.server import MLLPServer
+from ris.dicom.node import enable_db_pool
 from ris.servercommand import ServerCommand
 
 logger = logging.getLogger("integration.hl7")
@@ -20,11 +21,19 @@ class Command(ServerCommand):
         parser.add_argument("--bind", default=None, help=f"default {settings.RIS_HL7_BIND_ADDRESS}")
         parser.add_argument("--port", type=int, default=None, help=f"default {settings.RIS_HL7_PORT}")
         parser.add_argument("--workers", type=int, default=None, help=f"default {settings.RIS_HL7_WORKERS}")
+        parser.add_argument(
+            "--no-db-pool", action="store_true", help="open a database connection per message instead"
+        )
 
     def serve(self, **options):
+        workers = options["workers"] or settings.RIS_HL7_WORKERS
+        if not options["no_db_pool"]:
+            # A fresh PostgreSQL backend per message has cold catalog caches (several ms per
+            # query); the pool keeps warm connections across messages and threads.
+            enable_db_pool(max_size=workers + 2)
         host = options["bind"] or settings.RIS_HL7_BIND_ADDRESS
         port = settings.RIS_HL7_PORT if options["port"] is None else options["port"]
-        self.server = MLLPServer(host=host, port=port, workers=options["workers"]).start()
+        self.server = MLLPServer(host=host, port=port, workers=workers).start()
         message = f"HL7 MLLP listener {settings.RIS_HL7_APPLICATION} listening on {host}:{self.server.port}"
         logger.info(message)
         self.stdout.write(message)
