@@ -167,10 +167,12 @@ class InterfaceMessage(models.Model):
             models.Index(fields=["destination", "received_at"], name="ifmsg_dest_at"),
         ]
         constraints = [
-            # A sender's control ID is applied once; a repeat gets the original ACK.
+            # A sender's control ID is applied once; a repeat gets the original ACK. A message
+            # rejected (AR: not processed at all) may be sent again under the same ID.
             models.UniqueConstraint(
                 fields=["sender", "control_id"],
-                condition=models.Q(direction="in", sender__isnull=False) & ~models.Q(status="duplicate"),
+                condition=models.Q(direction="in", sender__isnull=False)
+                & ~models.Q(status__in=["duplicate", "AR"]),
                 name="uniq_inbound_control_id",
             )
         ]

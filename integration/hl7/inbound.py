@@ -212,7 +212,7 @@ def _original(sender, control_id: str):
         InterfaceMessage.objects.filter(
             direction=Direction.INBOUND, sender=sender, control_id=control_id[:64]
         )
-        .exclude(status=LogStatus.DUPLICATE)
+        .exclude(status__in=[LogStatus.DUPLICATE, LogStatus.AR])
         .only("pk", "ack", "status")
         .first()
     )

@@ -188,3 +188,53 @@ def test_framing_and_truncation(hl7_client, his):
     assert not Patient.objects.exists()
     # Still works afterwards.
     assert msa(c.send(adt("A01", cid="OK1")))[0] == "AA"
+
+
+def test_rejected_message_may_be_resent_under_the_same_control_id(hl7_client, his):
+    c = hl7_client()
+    assert msa(c.send(adt("A01", cid="R1", charset="KLINGON")))[0] == "AR"
+    assert msa(c.send(adt("A01", cid="R1")))[0] == "AA"
+    assert Patient.objects.count() == 1
+
+
+def test_process_logs_carry_no_patient_data(hl7_client, his, catalog, caplog):
+    import logging
+
+    caplog.set_level(logging.DEBUG)
+    c = hl7_client()
+    c.send(adt("A01", cid="LG1", pid="SECRETMRN", name="Secretname^Given"))
+    c.send(adt("A01", cid="LG2", pid="SECRETMRN", birth="bad", name="Secretname^Given"))
+    text = caplog.text
+    assert "SECRETMRN" not in text and "Secretname" not in text
+
+
+def test_destinations_and_senders_api(api_for, transactional_db):
+    admin, head = api_for("admin"), api_for("dept_head")
+    body = {
+        "name": "EMR",
+        "host": "127.0.0.1",
+        "port": 2576,
+        "message_types": ["ORU^R01"],
+        "charset": "GB18030",
+    }
+    assert head.post("/api/v1/integration/destinations/", body, format="json").status_code == 403
+    resp = admin.post("/api/v1/integration/destinations/", body, format="json")
+    assert resp.status_code == 201, resp.content
+    assert (
+        admin.post(
+            "/api/v1/integration/destinations/",
+            {**body, "name": "X", "message_types": ["ADT^A01"]},
+            format="json",
+        ).status_code
+        == 400
+    )
+    assert head.get("/api/v1/integration/destinations/").status_code == 200
+    assert (
+        admin.patch(
+            f"/api/v1/integration/destinations/{resp.json()['id']}/", {"enabled": False}, format="json"
+        ).json()["enabled"]
+        is False
+    )
+    s = admin.post("/api/v1/integration/senders/", {"application": "LIS", "facility": "HOSP"}, format="json")
+    assert s.status_code == 201
+    assert api_for("front_desk").get("/api/v1/integration/messages/").status_code == 403
