@@ -373,3 +373,6 @@ CELERY_BEAT_SCHEDULE["integration-sweep-outbox"] = {
     "task": "integration.sweep",
     "schedule": RIS_HL7_OUTBOX_SWEEP_SECONDS,
 }
+SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"].update(
+    {"HL7CharsetEnum": "integration.models.Charset", "HL7MessageTypeEnum": "integration.models.MessageType"}
+)
