@@ -26,7 +26,7 @@ def sender_summary() -> list[dict]:
     }
     out = []
     for sender in Sender.objects.all():
-        s = stats.get(sender.pk, {})
+        s: dict = dict(stats.get(sender.pk) or {})
         out.append(
             {
                 "sender": sender,
@@ -69,7 +69,7 @@ def destination_summary() -> list[dict]:
     }
     out = []
     for dest in Destination.objects.all():
-        b = box.get(dest.pk, {})
+        b: dict = dict(box.get(dest.pk) or {})
         last_error = (
             OutboxMessage.objects.filter(destination=dest)
             .exclude(last_error="")

@@ -234,7 +234,7 @@ def procedure_reschedule(
         )
         if step is None:
             raise InvalidTransition("The procedure has no open scheduled step.")
-        if step.start is None:
+        if step.start is None or step.end is None or step.station is None:
             raise InvalidTransition("The procedure is awaiting booking; book it instead.")
         target_station = station or step.station
         duration = step.end - step.start
@@ -397,8 +397,8 @@ def order_create(
             "Give both a station and a start time, or neither (the order then awaits booking).",
             fields={"start" if start is None else "station": ["This field is required."]},
         )
-    booked = station is not None
-    if booked and check_calendar and station.modality != procedure_type.modality:
+    booked = station is not None and start is not None
+    if station is not None and check_calendar and station.modality != procedure_type.modality:
         raise ApplicationError(
             "The station's modality does not match the procedure.",
             fields={
@@ -409,8 +409,8 @@ def order_create(
         )
     if priority not in Priority.values:
         raise ApplicationError("Unknown priority.", fields={"priority": ["Invalid choice."]})
-    end = start + timedelta(minutes=procedure_type.duration_minutes) if booked else None
-    if booked and check_calendar:
+    end = start + timedelta(minutes=procedure_type.duration_minutes) if start is not None else None
+    if station is not None and start is not None and end is not None and check_calendar:
         _lock_and_check_slot(station=station, start=start, end=end)
 
     order = Order(
@@ -453,7 +453,7 @@ def order_create(
         requested_procedure=proc,
         sps_id=sps_id or new_sps_id(),
         station=station,
-        modality=station.modality if booked else procedure_type.modality,
+        modality=station.modality if station is not None else procedure_type.modality,
         start=start,
         end=end,
         description=procedure_type.code_meaning,
@@ -478,7 +478,7 @@ def order_create(
         actor=order.created_by,
         source=source[:32],
         detail={"station": station.ae_title, "start": start.isoformat()}
-        if booked
+        if station is not None and start is not None
         else {"awaiting_booking": True},
     )
     audit_record(

@@ -278,18 +278,23 @@ def external_order_change(*, data: ExternalOrder, source: str, actor=None) -> Or
                         procedure=p, station=st, start=data.start, actor=actor, source=source
                     ),
                 )
-            elif step is not None and (
-                step.start != data.start
-                or (data.station_ae_title and step.station.ae_title != data.station_ae_title)
+            elif (
+                step is not None
+                and step.station is not None
+                and (
+                    step.start != data.start
+                    or (data.station_ae_title and step.station.ae_title != data.station_ae_title)
+                )
             ):
                 if not data.station_ae_title:
-                    stations = [step.station, *[s for s in stations if s.pk != step.station_id]]
+                    current = step.station
+                    stations = [current, *[s for s in stations if s.pk != current.pk]]
                 _try_stations(
                     stations,
-                    lambda st, p=proc: sched.procedure_reschedule(
+                    lambda st, p=proc, start=data.start: sched.procedure_reschedule(
                         procedure=p,
                         station=st,
-                        start=data.start,
+                        start=start,
                         reason="changed by placer",
                         actor=actor,
                         source=source,
