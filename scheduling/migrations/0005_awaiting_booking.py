@@ -35,7 +35,7 @@ def backwards(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('scheduling', '0003_sps_exclusive_slot'),
+        ('scheduling', '0004_events_append_only'),
     ]
 
     operations = [
