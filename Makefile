@@ -36,7 +36,7 @@ messages:
 	elif command -v msgfmt >/dev/null; then $(BIN)/python manage.py compilemessages -v0 --ignore=.venv; \
 	else echo "msgfmt (gettext) not found: the UI falls back to English"; fi
 
-## make run: install, migrate, load demo data and start web + DICOM node (+ worker with a broker).
+## make run: install, migrate, load demo data and start web + DICOM node + HL7 listener (+ worker with a broker).
 run: venv messages
 	bash scripts/ensure_system_packages.sh run
 	$(BIN)/python manage.py migrate --no-input -v0

@@ -251,6 +251,8 @@ def _transition(
     event = rule.meta["event"]
     _event(report, event, actor, from_status=source, to_status=rule.target, at=at, detail=detail)
     _audit(rule.meta["audit"], report, actor, request, detail=audit_detail)
+    # Same transaction: outbox rows (HL7 ORU) commit or roll back with the transition.
+    signals.report_recorded.send(sender=Report, report_id=report.pk, action=str(event), to_status=rule.target)
     transaction.on_commit(partial(_send, signals.report_transitioned, report.pk, str(event), rule.target))
     return source
 

@@ -15,6 +15,7 @@ urlpatterns = [
     path("", include("reports.api.urls")),
     path("", include("department.api.urls")),
     path("", include("audit.api.urls")),
+    path("", include("integration.api.urls")),
 ]
 
 __all__ = ["ObtainAuthToken", "urlpatterns"]

@@ -8,6 +8,7 @@ NAV = [
     (_("Patients"), "registration:patient_search", "patient.view"),
     (_("Calendar"), "scheduling:calendar", "station.view"),
     (_("Board"), "scheduling:board", "board.view"),
+    (_("To book"), "scheduling:to_book", "procedure.book"),
     (_("Console"), "worklist:console", "console.use"),
     (_("Reconciliation"), "imaging:reconciliation", "imaging.reconcile"),
     (_("Reading"), "reports:reading_worklist", "report.write"),
@@ -15,6 +16,7 @@ NAV = [
     (_("Reports"), "reports:search", "report.view"),
     (_("Dashboard"), "department:dashboard", "dashboard.view"),
     (_("Audit"), "audit:event_list", "audit.view"),
+    (_("Interfaces"), "integration:monitor", "interface.view"),
 ]
 
 

@@ -49,6 +49,8 @@ PERMISSIONS: dict[str, set[str]] = {
     "procedure.arrive": {R.FRONT_DESK, R.TECHNOLOGIST},
     "procedure.cancel": {R.FRONT_DESK},
     "procedure.reschedule": {R.FRONT_DESK},
+    # Book an order that arrived without a slot (HL7 ORM, FHIR ServiceRequest).
+    "procedure.book": {R.FRONT_DESK},
     "procedure.start": {R.TECHNOLOGIST},
     "procedure.complete": {R.TECHNOLOGIST},
     "procedure.discontinue": {R.TECHNOLOGIST},
@@ -72,6 +74,11 @@ PERMISSIONS: dict[str, set[str]] = {
     "critical.view": {R.RADIOLOGIST, R.REVIEWER, R.DEPT_HEAD},
     "dashboard.view": {R.DEPT_HEAD},
     "audit.view": {R.DEPT_HEAD},
+    # HL7 interfaces: the monitor (per sender/destination, message log without raw text);
+    # raw message text, senders/destinations and retries are for administrators.
+    "interface.view": {R.DEPT_HEAD},
+    "interface.raw": set(),
+    "interface.manage": set(),
 }
 
 

@@ -50,6 +50,7 @@ INSTALLED_APPS = [
     "imaging",
     "reports",
     "department",
+    "integration",
 ]
 
 MIDDLEWARE = [
@@ -367,3 +368,26 @@ RIS_DICOM_METRICS_PORT = env.int("RIS_DICOM_METRICS_PORT", default=0)
 RIS_DICOM_METRICS_BIND = env("RIS_DICOM_METRICS_BIND", default="127.0.0.1")
 # Figures the apps add to /metrics (read from the database at scrape time).
 RIS_METRICS_COLLECTORS = ["imaging.metrics.IngestCollector", "department.metrics.ReportTATCollector"]
+
+# HL7 v2 interfaces (docs/integration.md): the MLLP listener, our MSH-3/MSH-4, the outbox.
+RIS_HL7_BIND_ADDRESS = env("RIS_HL7_BIND_ADDRESS", default="127.0.0.1")
+RIS_HL7_PORT = env.int("RIS_HL7_PORT", default=2575)
+RIS_HL7_APPLICATION = env("RIS_HL7_APPLICATION", default="RIS")
+RIS_HL7_FACILITY = env("RIS_HL7_FACILITY", default="RADIOLOGY")
+RIS_HL7_MAX_MESSAGE_BYTES = env.int("RIS_HL7_MAX_MESSAGE_BYTES", default=4 * 1024**2)
+RIS_HL7_MAX_SEGMENT_LENGTH = env.int("RIS_HL7_MAX_SEGMENT_LENGTH", default=65536)
+RIS_HL7_IDLE_TIMEOUT = env.float("RIS_HL7_IDLE_TIMEOUT", default=600.0)
+RIS_HL7_WORKERS = env.int("RIS_HL7_WORKERS", default=8)
+RIS_HL7_OUTBOX_MAX_ATTEMPTS = env.int("RIS_HL7_OUTBOX_MAX_ATTEMPTS", default=10)
+RIS_HL7_OUTBOX_BACKOFF_BASE = env.float("RIS_HL7_OUTBOX_BACKOFF_BASE", default=2.0)
+RIS_HL7_OUTBOX_BACKOFF_MAX = env.float("RIS_HL7_OUTBOX_BACKOFF_MAX", default=300.0)
+RIS_HL7_OUTBOX_LEASE_SECONDS = env.float("RIS_HL7_OUTBOX_LEASE_SECONDS", default=30.0)
+RIS_HL7_OUTBOX_TIMEOUT = env.float("RIS_HL7_OUTBOX_TIMEOUT", default=10.0)
+RIS_HL7_OUTBOX_SWEEP_SECONDS = env.float("RIS_HL7_OUTBOX_SWEEP_SECONDS", default=15.0)
+CELERY_BEAT_SCHEDULE["integration-sweep-outbox"] = {
+    "task": "integration.sweep",
+    "schedule": RIS_HL7_OUTBOX_SWEEP_SECONDS,
+}
+SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"].update(
+    {"HL7CharsetEnum": "integration.models.Charset", "HL7MessageTypeEnum": "integration.models.MessageType"}
+)

@@ -34,6 +34,7 @@ urlpatterns = [
     path("", include("reports.urls")),
     path("", include("department.urls")),
     path("", include("audit.urls")),
+    path("", include("integration.urls")),
 ]
 
 # Under /api/ an unknown URL or a server error is an RFC 9457 problem like every API error.

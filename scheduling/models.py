@@ -192,6 +192,11 @@ class Order(models.Model):
     placer_order_number = models.CharField(
         _("Placer order number"), max_length=64, blank=True, validators=[validate_lo]
     )
+    # Namespace of the placer number (HL7 EI.2, FHIR identifier.system) for orders placed by
+    # another system; unique together with the number for those.
+    placer_authority = models.CharField(
+        _("Placer authority"), max_length=64, blank=True, validators=[validate_lo]
+    )
     filler_order_number = models.CharField(
         _("Filler order number"), max_length=64, blank=True, validators=[validate_lo]
     )
@@ -203,12 +208,23 @@ class Order(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
+        indexes = [models.Index(fields=["placer_order_number"], name="order_placer_number")]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["placer_authority", "placer_order_number"],
+                condition=~models.Q(placer_authority=""),
+                name="uniq_external_placer_order",
+            )
+        ]
 
     def __str__(self) -> str:
         return self.accession_number
 
 
 class ProcedureStatus(models.TextChoices):
+    # An order placed without a slot (HL7 ORM, FHIR ServiceRequest): identifiers assigned,
+    # its step has no station/time yet and is never on a worklist until booked.
+    REQUESTED = "requested", _("Awaiting booking")
     SCHEDULED = "scheduled", _("Scheduled")
     ARRIVED = "arrived", _("Arrived")
     IN_PROGRESS = "in_progress", _("In progress")
@@ -264,10 +280,14 @@ class ScheduledProcedureStep(models.Model):
         RequestedProcedure, on_delete=models.CASCADE, related_name="steps"
     )
     sps_id = models.CharField(_("SPS ID"), max_length=16, unique=True, validators=[validate_sh])
-    station = models.ForeignKey(Station, on_delete=models.PROTECT, related_name="steps")
+    # station/start/end are null only while the procedure is awaiting booking (status
+    # ``requested``); the MWL and the overlap constraint ignore such steps.
+    station = models.ForeignKey(
+        Station, on_delete=models.PROTECT, related_name="steps", null=True, blank=True
+    )
     modality = models.CharField(max_length=16, validators=[validate_cs])
-    start = models.DateTimeField(db_index=True)
-    end = models.DateTimeField()
+    start = models.DateTimeField(db_index=True, null=True, blank=True)
+    end = models.DateTimeField(null=True, blank=True)
     status = models.CharField(max_length=16, choices=SPSStatus.choices, default=SPSStatus.SCHEDULED)
     description = models.CharField(max_length=64, blank=True, validators=[validate_lo])
     performing_physician = models.CharField(max_length=64, blank=True, validators=[validate_pn])
@@ -286,10 +306,22 @@ class ScheduledProcedureStep(models.Model):
             models.Index(fields=["status", "start"], name="sps_status_start"),
         ]
         constraints = [
-            models.CheckConstraint(condition=models.Q(end__gt=models.F("start")), name="sps_end_after_start")
+            models.CheckConstraint(condition=models.Q(end__gt=models.F("start")), name="sps_end_after_start"),
+            # Booked (station, start, end all set) or awaiting booking (all null).
+            models.CheckConstraint(
+                condition=models.Q(station__isnull=False, start__isnull=False, end__isnull=False)
+                | models.Q(station__isnull=True, start__isnull=True, end__isnull=True),
+                name="sps_booked_or_unbooked",
+            ),
         ]
 
+    @property
+    def is_booked(self) -> bool:
+        return self.start is not None
+
     def __str__(self) -> str:
+        if self.start is None:
+            return f"{self.sps_id} (awaiting booking)"
         return f"{self.sps_id} {self.station_id} {self.start:%Y-%m-%d %H:%M}"
 
 

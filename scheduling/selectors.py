@@ -61,7 +61,7 @@ def station_day_slots(
     t = open_at
     while t + step_len <= close_at:
         slot_end = t + step_len
-        booked = next((s for s in steps if s.start < slot_end and s.end > t), None)
+        booked = next((s for s in steps if s.start and s.end and s.start < slot_end and s.end > t), None)
         down = next((d for d in downs if d.start < slot_end and d.end > t), None)
         if booked:
             slots.append(Slot(t, slot_end, "booked", step=booked))
@@ -72,7 +72,7 @@ def station_day_slots(
         else:
             fits = (
                 t + need <= close_at
-                and not any(s.start < t + need and s.end > t for s in steps)
+                and not any(s.start and s.end and s.start < t + need and s.end > t for s in steps)
                 and not any(d.start < t + need and d.end > t for d in downs)
             )
             slots.append(Slot(t, slot_end, "free" if fits else "short"))

@@ -59,18 +59,24 @@ def _rule(sources, target, sps_status, timestamp_field=None, *, reason_required=
 # "start" is allowed from scheduled as well as arrived: a modality may send MPPS IN PROGRESS
 # for a walk-in whose check-in the front desk has not yet recorded (IHE SWF case).
 TRANSITIONS: dict[str, Transition] = {
+    # An order placed without a slot (awaiting booking) gets its station and time here.
+    "book": _rule((S.REQUESTED,), S.SCHEDULED, SPSStatus.SCHEDULED),
     "arrive": _rule((S.SCHEDULED,), S.ARRIVED, SPSStatus.ARRIVED, "arrived_at"),
     "start": _rule((S.SCHEDULED, S.ARRIVED), S.IN_PROGRESS, SPSStatus.STARTED, "started_at"),
     "complete": _rule((S.IN_PROGRESS,), S.COMPLETED, SPSStatus.COMPLETED, "ended_at"),
     "discontinue": _rule(
         (S.IN_PROGRESS,), S.DISCONTINUED, SPSStatus.DISCONTINUED, "ended_at", reason_required=True
     ),
-    "cancel": _rule((S.SCHEDULED, S.ARRIVED), S.CANCELLED, SPSStatus.CANCELED, reason_required=True),
+    "cancel": _rule(
+        (S.REQUESTED, S.SCHEDULED, S.ARRIVED), S.CANCELLED, SPSStatus.CANCELED, reason_required=True
+    ),
     "reschedule": _rule((S.SCHEDULED, S.ARRIVED), S.SCHEDULED, SPSStatus.SCHEDULED, reason_required=True),
 }
 PROCEDURE_LIFECYCLE = Lifecycle(model=RequestedProcedure, transitions=TRANSITIONS, name="procedure")
 
 ACTIVE_STATUSES = (S.SCHEDULED, S.ARRIVED, S.IN_PROGRESS)
+# Open for changes from the placer (HL7 XO, FHIR update): not yet performed.
+OPEN_STATUSES = (S.REQUESTED, S.SCHEDULED, S.ARRIVED)
 BOOKING_SPS_STATUSES = (SPSStatus.SCHEDULED, SPSStatus.ARRIVED, SPSStatus.STARTED)
 
 
@@ -141,6 +147,16 @@ def _transition(
             patient_id=proc.order.patient_id,
             source_ae=source.split(":", 1)[1] if source.startswith(("mpps:", "dicom:")) else "",
             detail={"from": from_status, "to": rule.target, **({"reason": reason} if reason else {})},
+        )
+        # Same transaction: outbox rows (HL7 order status) commit or roll back with the change.
+        signals.procedure_recorded.send(
+            sender=RequestedProcedure,
+            procedure_id=pk,
+            action=action,
+            from_status=from_status,
+            to_status=rule.target,
+            at=now,
+            source=source,
         )
         transaction.on_commit(partial(_send_transitioned, pk, action, from_status, rule.target))
     logger.info("procedure %s %s: %s -> %s (%s)", pk, action, from_status, rule.target, source)
@@ -218,6 +234,8 @@ def procedure_reschedule(
         )
         if step is None:
             raise InvalidTransition("The procedure has no open scheduled step.")
+        if step.start is None or step.end is None or step.station is None:
+            raise InvalidTransition("The procedure is awaiting booking; book it instead.")
         target_station = station or step.station
         duration = step.end - step.start
         _lock_and_check_slot(
@@ -240,6 +258,58 @@ def procedure_reschedule(
             start=start,
             end=start + duration,
             status=SPSStatus.SCHEDULED,
+        )
+    return proc
+
+
+def procedure_book(
+    *,
+    procedure,
+    station: Station,
+    start: datetime,
+    actor=None,
+    source="ui",
+    request=None,
+):
+    """Book an order awaiting booking: give its step a station and a slot (calendar rules as
+    for a new order: modality match, working hours, downtime, no overlap)."""
+    pk = procedure.pk if isinstance(procedure, RequestedProcedure) else int(procedure)
+    with transaction.atomic():
+        proc = RequestedProcedure.objects.select_related("procedure_type").filter(pk=pk).first()
+        if proc is None:
+            raise ApplicationError("No such procedure.")
+        if proc.status != S.REQUESTED:
+            raise InvalidTransition(f"Cannot book a procedure that is {proc.status}.")
+        ptype = proc.procedure_type
+        if station.modality != ptype.modality:
+            raise ApplicationError(
+                "The station's modality does not match the procedure.",
+                fields={
+                    "station": [
+                        f"{station.ae_title} is {station.modality}, the procedure needs {ptype.modality}."
+                    ]
+                },
+            )
+        end = start + timedelta(minutes=ptype.duration_minutes)
+        _lock_and_check_slot(station=station, start=start, end=end)
+        # The guarded UPDATE decides a concurrent double booking; the step follows.
+        proc = _transition(
+            procedure=pk,
+            action="book",
+            actor=actor,
+            source=source,
+            request=request,
+            detail={"station": station.ae_title, "start": start.isoformat()},
+        )
+        ScheduledProcedureStep.objects.filter(requested_procedure_id=pk, start__isnull=True).exclude(
+            status__in=FINAL_SPS_STATUSES
+        ).update(
+            station=station,
+            modality=station.modality,
+            start=start,
+            end=end,
+            status=SPSStatus.SCHEDULED,
+            exclusive_slot=True,
         )
     return proc
 
@@ -280,8 +350,8 @@ def order_create(
     *,
     patient,
     procedure_type: ProcedureType,
-    station: Station,
-    start: datetime,
+    station: Station | None,
+    start: datetime | None,
     actor=None,
     request=None,
     priority: str = Priority.ROUTINE,
@@ -306,6 +376,10 @@ def order_create(
 ) -> Order:
     """Order one procedure and book it on the station's calendar.
 
+    ``station=None, start=None`` places the order **awaiting booking**: every identifier is
+    assigned, the procedure is ``requested`` and its step has no station/time until
+    ``procedure_book`` (it is never on a worklist before that).
+
     Identifiers are assigned here (Accession Number, RP ID, SPS ID, Study Instance UID)
     unless given (imports from file worklists keep theirs). ``check_calendar=False`` (imports
     of an existing schedule) skips the working-hours/overlap check and the station-modality
@@ -318,7 +392,13 @@ def order_create(
         raise ApplicationError(
             "This procedure is no longer offered.", fields={"procedure_type": ["Inactive."]}
         )
-    if check_calendar and station.modality != procedure_type.modality:
+    if (station is None) != (start is None):
+        raise ApplicationError(
+            "Give both a station and a start time, or neither (the order then awaits booking).",
+            fields={"start" if start is None else "station": ["This field is required."]},
+        )
+    booked = station is not None and start is not None
+    if station is not None and check_calendar and station.modality != procedure_type.modality:
         raise ApplicationError(
             "The station's modality does not match the procedure.",
             fields={
@@ -329,8 +409,8 @@ def order_create(
         )
     if priority not in Priority.values:
         raise ApplicationError("Unknown priority.", fields={"priority": ["Invalid choice."]})
-    end = start + timedelta(minutes=procedure_type.duration_minutes)
-    if check_calendar:
+    end = start + timedelta(minutes=procedure_type.duration_minutes) if start is not None else None
+    if station is not None and start is not None and end is not None and check_calendar:
         _lock_and_check_slot(station=station, start=start, end=end)
 
     order = Order(
@@ -357,6 +437,7 @@ def order_create(
         requested_procedure_id=requested_procedure_id or new_requested_procedure_id(),
         study_instance_uid=study_instance_uid or new_uid(),
         description=procedure_type.code_meaning,
+        status=S.SCHEDULED if booked else S.REQUESTED,
     )
     for name, value in (procedure_fields or {}).items():
         if name not in _IMPORT_PROCEDURE_FIELDS:
@@ -372,12 +453,12 @@ def order_create(
         requested_procedure=proc,
         sps_id=sps_id or new_sps_id(),
         station=station,
-        modality=station.modality,
+        modality=station.modality if station is not None else procedure_type.modality,
         start=start,
         end=end,
         description=procedure_type.code_meaning,
         performing_physician=performing_physician,
-        exclusive_slot=check_calendar,
+        exclusive_slot=check_calendar or not booked,
     )
     for name, value in (step_fields or {}).items():
         if name not in _IMPORT_STEP_FIELDS:
@@ -391,12 +472,14 @@ def order_create(
         requested_procedure=proc,
         action="order",
         from_status="",
-        to_status=S.SCHEDULED,
+        to_status=proc.status,
         # ordered_at: the order's real time when it is imported (HL7 ORM, demo history).
         at=ordered_at or timezone.now(),
         actor=order.created_by,
         source=source[:32],
-        detail={"station": station.ae_title, "start": start.isoformat()},
+        detail={"station": station.ae_title, "start": start.isoformat()}
+        if station is not None and start is not None
+        else {"awaiting_booking": True},
     )
     audit_record(
         action="order.create",
@@ -406,6 +489,15 @@ def order_create(
         object_id=order.pk,
         patient_id=patient.pk,
         detail={"accession_number": order.accession_number, "procedure": procedure_type.code_value},
+    )
+    signals.procedure_recorded.send(
+        sender=RequestedProcedure,
+        procedure_id=proc.pk,
+        action="order",
+        from_status="",
+        to_status=proc.status,
+        at=ordered_at or timezone.now(),
+        source=source,
     )
     transaction.on_commit(
         partial(signals.order_created.send, sender=Order, order_id=order.pk, procedure_ids=[proc.pk])
@@ -771,3 +863,59 @@ def procedure_images_withdrawn(
             detail={"study_instance_uid": study_instance_uid},
         )
     return True
+
+
+# ---------------------------------------------------------------------------------------
+# Order details changed by the placer (HL7 ORC-1 XO, FHIR ServiceRequest update)
+
+ORDER_UPDATABLE_FIELDS = (
+    "priority",
+    "referring_physician",
+    "requesting_physician",
+    "requesting_service",
+    "reason",
+    "clinical_info",
+    "admission_id",
+)
+
+
+@transaction.atomic
+def order_update(*, order: Order, actor=None, request=None, source: str = "ui", **fields) -> list[str]:
+    """Change an order's clinical details (not its identifiers or procedure); returns the
+    changed field names. Refused once no procedure of the order is open any more."""
+    unknown = set(fields) - set(ORDER_UPDATABLE_FIELDS)
+    if unknown:
+        raise ApplicationError(f"Unknown order fields: {', '.join(sorted(unknown))}")
+    if "priority" in fields and fields["priority"] not in Priority.values:
+        raise ApplicationError("Unknown priority.", fields={"priority": ["Invalid choice."]})
+    locked = Order.objects.select_for_update().get(pk=order.pk)
+    if not RequestedProcedure.objects.filter(order=locked, status__in=OPEN_STATUSES).exists():
+        raise InvalidTransition("The order has no open procedure to change.")
+    changed = [name for name, value in fields.items() if getattr(locked, name) != value]
+    for name in changed:
+        setattr(locked, name, fields[name])
+    if changed:
+        _full_clean(locked, exclude=["patient", "created_by"])
+        locked.save(update_fields=changed)
+        for pk in locked.procedures.values_list("pk", flat=True):
+            ProcedureEvent.objects.create(
+                requested_procedure_id=pk,
+                action="order_update",
+                from_status="",
+                to_status="",
+                at=timezone.now(),
+                actor=actor if getattr(actor, "is_authenticated", False) else None,
+                source=source[:32],
+                detail={"fields": changed},
+            )
+    audit_record(
+        action="order.update",
+        actor=actor,
+        request=request,
+        object_type="order",
+        object_id=locked.pk,
+        patient_id=locked.patient_id,
+        detail={"fields": changed, "source": source[:32]},
+    )
+    order.__dict__.update({name: getattr(locked, name) for name in ORDER_UPDATABLE_FIELDS})
+    return changed

@@ -35,6 +35,7 @@ from ris.roles import has_permission
 from .forms import (
     CANCEL_REASONS,
     RESCHEDULE_REASONS,
+    BookingForm,
     CancelForm,
     DowntimeForm,
     OrderForm,
@@ -54,6 +55,7 @@ from .selectors import board_for_day, day_bounds, procedure_list_for, station_da
 from .services import (
     allowed_actions,
     order_create,
+    procedure_book,
     procedure_cancel,
     procedure_mark_arrived,
     procedure_reschedule,
@@ -202,7 +204,10 @@ def slot_picker(request):
     if request.GET.get("procedure"):
         proc = get_object_or_404(procedure_list_for(request.user), pk=_int_or_none(request.GET["procedure"]))
         exclude_step = _open_step(proc)
-        modality = exclude_step.station.modality if exclude_step else modality
+        if exclude_step is not None and exclude_step.start is None:
+            # Awaiting booking: nothing to exclude; the procedure's own type sets the duration.
+            exclude_step, ptype = None, proc.procedure_type
+        modality = exclude_step.station.modality if exclude_step else (ptype.modality if ptype else modality)
     context = booking_context(
         data=request.GET, procedure_type=ptype, modality=modality, exclude_step=exclude_step
     )
@@ -628,3 +633,83 @@ def board_view(request):
     partial = request.htmx and not request.htmx.history_restore_request
     template = "scheduling/_board.html" if partial else "scheduling/board.html"
     return render(request, template, context)
+
+
+# ---------------------------------------------------------------------------------------
+# Orders awaiting booking (placed by the HIS without a slot)
+
+
+@never_cache
+@require_GET
+@role_required("procedure.book")
+def to_book_view(request):
+    """The front desk's "to be booked" list: procedures ``requested``, oldest order first."""
+    procs = list(
+        procedure_list_for(request.user)
+        .filter(status=ProcedureStatus.REQUESTED)
+        .select_related("order__patient", "procedure_type")
+        .order_by("order__created_at", "id")[:500]
+    )
+    audit_record(
+        action="procedure.list",
+        request=request,
+        object_type="procedure",
+        object_id="to-book",
+        detail={"count": len(procs)},
+    )
+    return render(request, "scheduling/to_book.html", {"procedures": procs})
+
+
+@never_cache
+@require_http_methods(["GET", "POST"])
+@role_required("procedure.book")
+def procedure_book_view(request, pk: int):
+    proc = _procedure_for(request, pk)
+    back = reverse("scheduling:to_book")
+    if proc.status != ProcedureStatus.REQUESTED:
+        messages.error(request, _("This procedure is not awaiting booking."))
+        return redirect(back)
+    ptype = proc.procedure_type
+    if request.method == "POST":
+        form = BookingForm(request.POST)
+        form.fields["station"].queryset = Station.objects.filter(active=True, modality=ptype.modality)
+        if form.is_valid():
+            try:
+                procedure_book(
+                    procedure=proc,
+                    station=form.cleaned_data["station"],
+                    start=form.cleaned_data["start"],
+                    actor=request.user,
+                    request=request,
+                )
+            except InvalidTransition as exc:
+                _transition_error(request, exc)
+                return redirect(back)
+            except ApplicationError as exc:
+                apply_service_errors(form, exc)
+            else:
+                messages.success(
+                    request,
+                    _("Booked %(start)s on %(station)s.")
+                    % {
+                        "start": timezone.localtime(form.cleaned_data["start"]).strftime("%Y-%m-%d %H:%M"),
+                        "station": form.cleaned_data["station"].ae_title,
+                    },
+                )
+                return redirect(back)
+        data = request.POST
+    else:
+        form = BookingForm()
+        data = request.GET
+    booking = booking_context(
+        data=data,
+        procedure_type=ptype,
+        modality=ptype.modality,
+        errors=[*form.errors.get("start", []), *form.errors.get("station", [])],
+    )
+    _audit_procedure_view(request, proc, "book")
+    return render(
+        request,
+        "scheduling/procedure_book.html",
+        {"form": form, "proc": proc, "for_procedure": proc.pk, **booking},
+    )

@@ -316,7 +316,8 @@ def scope_q(query: MWLQuery, calling_station) -> Q:
 
 
 def mwl_queryset(query: MWLQuery, *, calling_station=None, include_final: bool = False):
-    qs = ScheduledProcedureStep.objects.all()
+    # Steps awaiting booking (no station/time yet) are never on a worklist.
+    qs = ScheduledProcedureStep.objects.filter(start__isnull=False)
     for criterion in query.criteria:
         qs = qs.filter(criterion_q(criterion))
     qs = qs.filter(scope_q(query, calling_station))

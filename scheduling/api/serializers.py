@@ -67,7 +67,8 @@ class ProcedureTypeSerializer(serializers.ModelSerializer):
 
 
 class StepSerializer(serializers.ModelSerializer):
-    station = serializers.CharField(source="station.ae_title", read_only=True)
+    # Null while the procedure awaits booking (so are start and end).
+    station = serializers.CharField(source="station.ae_title", read_only=True, allow_null=True, default=None)
 
     class Meta:
         model = ScheduledProcedureStep
@@ -135,6 +136,7 @@ class OrderSerializer(serializers.ModelSerializer):
             "reason",
             "clinical_info",
             "placer_order_number",
+            "placer_authority",
             "filler_order_number",
             "admission_id",
             "created_at",
@@ -204,6 +206,11 @@ class OrderCreateSerializer(serializers.Serializer):
 
 class ReasonSerializer(serializers.Serializer):
     reason = serializers.CharField(max_length=255)
+
+
+class BookSerializer(serializers.Serializer):
+    station_ae_title = serializers.CharField(max_length=16)
+    start = serializers.DateTimeField()
 
 
 class RescheduleSerializer(serializers.Serializer):

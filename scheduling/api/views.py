@@ -23,6 +23,7 @@ from scheduling.models import (
 from scheduling.selectors import procedure_list_for
 
 from .serializers import (
+    BookSerializer,
     OrderCreateSerializer,
     OrderSerializer,
     ProcedureEventSerializer,
@@ -94,12 +95,13 @@ def _visible_procedures(user):
 
 class OrderFilter(FilterSet):
     accession_number = filters.CharFilter()
+    placer_order_number = filters.CharFilter()
     patient = filters.NumberFilter(field_name="patient_id")
     created_after = IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
 
     class Meta:
         model = Order
-        fields = ["accession_number", "patient", "priority"]
+        fields = ["accession_number", "placer_order_number", "patient", "priority"]
 
 
 class OrderViewSet(
@@ -181,6 +183,7 @@ class ProcedureViewSet(
         "discontinue": "procedure.discontinue",
         "cancel": "procedure.cancel",
         "reschedule": "procedure.reschedule",
+        "book": "procedure.book",
     }
     audit_object_type = "procedure"
     serializer_class = ProcedureSerializer
@@ -277,6 +280,28 @@ class ProcedureViewSet(
                 start=data.validated_data["start"],
                 reason=data.validated_data["reason"],
                 station=station,
+                actor=request.user,
+                source="api",
+                request=request,
+            ),
+        )
+
+    @extend_schema(request=BookSerializer, responses=ProcedureSerializer)
+    @action(detail=True, methods=["post"])
+    def book(self, request, pk=None):
+        """Book a procedure awaiting booking (status ``requested``) on a station's calendar."""
+        proc = self.get_object()
+        data = BookSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        station = Station.objects.filter(ae_title=data.validated_data["station_ae_title"]).first()
+        if station is None:
+            return Response({"station_ae_title": ["Unknown station."]}, status=status.HTTP_400_BAD_REQUEST)
+        return self._done(
+            request,
+            services.procedure_book(
+                procedure=proc,
+                station=station,
+                start=data.validated_data["start"],
                 actor=request.user,
                 source="api",
                 request=request,

@@ -26,6 +26,7 @@ EXPECTED = {
     "registration:patient_search": CLINICAL,
     "scheduling:calendar": CLINICAL,
     "scheduling:board": CLINICAL,
+    "scheduling:to_book": {FD, AD},
     "worklist:console": {TE, AD},
     "imaging:reconciliation": {TE, DH, AD},
     "reports:reading_worklist": {RA, RV, AD},
@@ -33,6 +34,7 @@ EXPECTED = {
     "reports:search": {FD, RA, RV, DH, AD},
     "department:dashboard": {DH, AD},
     "audit:event_list": {DH, AD},
+    "integration:monitor": {DH, AD},
 }
 
 

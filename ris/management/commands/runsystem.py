@@ -62,6 +62,8 @@ CHILDREN: list[Child] = [
         lambda c: [*c.manage, "rundicom"],
         lambda c: not c.options.get("no_dicom") and c.has_command("rundicom"),
     ),
+    # HL7 v2 MLLP listener (integration app, docs/integration.md).
+    Child("hl7", lambda c: [*c.manage, "runhl7"], lambda c: c.has_command("runhl7")),
     Child(
         "worker",
         lambda c: [

@@ -150,6 +150,20 @@ class Command(BaseCommand):
             "--history-days", type=int, default=14, help="days of finished exams before today (dashboards)"
         )
 
+    def _hl7_sender(self) -> None:
+        """The demo HIS (docs/integration.md): HL7 sender HIS/HOSPITAL from 127.0.0.1."""
+        from django.apps import apps
+
+        if not apps.is_installed("integration"):
+            return
+        from integration.models import Sender
+
+        Sender.objects.get_or_create(
+            application="HIS",
+            facility="HOSPITAL",
+            defaults={"host": "127.0.0.1", "description": "Demo HIS (seed_demo)"},
+        )
+
     def handle(self, *args, **options):
         if not settings.RIS_DEMO_MODE and not options["force"]:
             raise CommandError("RIS_DEMO_MODE is off; refusing to create demo users (use --force).")
@@ -159,6 +173,7 @@ class Command(BaseCommand):
             stations = self._stations()
             catalog = self._catalog()
             patients = self._patients(rng)
+            self._hl7_sender()
         today = timezone.localdate()
         created = 0
         for offset in range(options["days"]):
