@@ -9,6 +9,7 @@ from rest_framework.response import Response
 from audit.services import audit_record
 from integration.models import Destination, InterfaceMessage, OutboxMessage, Sender
 from integration.services.outbox import outbox_retry
+from ris import api_filters
 from ris.roles import has_permission
 
 from .serializers import (
@@ -47,7 +48,7 @@ class DestinationViewSet(viewsets.ModelViewSet):
     filterset_fields = ["name", "enabled"]
 
 
-class OutboxFilter(filters.FilterSet):
+class OutboxFilter(api_filters.FilterSet):
     destination = filters.CharFilter(field_name="destination__name")
 
     class Meta:
@@ -71,10 +72,10 @@ class OutboxViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.G
         return Response(OutboxMessageSerializer(OutboxMessage.objects.get(pk=msg.pk)).data)
 
 
-class MessageFilter(filters.FilterSet):
+class MessageFilter(api_filters.FilterSet):
     sender = filters.CharFilter(field_name="sender__application")
     destination = filters.CharFilter(field_name="destination__name")
-    received_after = filters.IsoDateTimeFilter(field_name="received_at", lookup_expr="gte")
+    received_after = api_filters.IsoDateTimeFilter(field_name="received_at", lookup_expr="gte")
 
     class Meta:
         model = InterfaceMessage
