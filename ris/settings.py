@@ -50,6 +50,7 @@ INSTALLED_APPS = [
     "imaging",
     "reports",
     "department",
+    "fhir",
 ]
 
 MIDDLEWARE = [
