@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+import re
 
 from pydantic import ValidationError
 
 from .errors import BadRequest, Issue, Unprocessable
+
+_CHOICE_RE = re.compile(r"expected from this list \[([^\]]*)\], but got multiple")
 
 
 def expression(resource_type: str, loc: tuple) -> str:
@@ -51,7 +54,16 @@ def validate_resource(data: dict, model, resource_type: str):
     except ValidationError as exc:
         issues = []
         for err in exc.errors(include_url=False):
-            where = expression(resource_type, tuple(err.get("loc") or ()))
+            loc = tuple(err.get("loc") or ())
+            where = expression(resource_type, loc)
+            choice = _CHOICE_RE.search(err.get("msg", "")) if not loc else None
+            if choice:  # a choice element given twice (occurrence[x]): name the ones present
+                names = [n for n in re.findall(r"'(\w+)'", choice.group(1)) if n in data]
+                msg = "only one of " + ", ".join(names) + " may be given."
+                issues.append(
+                    Issue("invariant", f"{resource_type}: {msg}", [f"{resource_type}.{n}" for n in names])
+                )
+                continue
             kind = err.get("type", "")
             code = "required" if "missing" in kind else "structure" if kind == "extra_forbidden" else "value"
             msg = err.get("msg", "invalid").split("\n")[0]

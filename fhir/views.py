@@ -95,6 +95,15 @@ class FhirView(APIView):
     def actions_for(self, rt: ResourceType) -> dict[str, str]:
         return {"get": rt.read_action}
 
+    def check_permissions(self, request):
+        # An interaction we do not serve is 405 whatever the role (401 first when anonymous).
+        method = request.method.lower()
+        if method == "head" and "get" in self.required_actions:
+            self.required_actions = {**self.required_actions, "head": self.required_actions["get"]}
+        if request.user.is_authenticated and method not in self.required_actions:
+            raise exceptions.MethodNotAllowed(request.method)
+        super().check_permissions(request)
+
     def context(self, request, *, detail: bool) -> Context:
         site = f"{request.scheme}://{request.get_host()}"
         return Context(base=f"{site}/fhir", site=site, detail=detail)
@@ -115,7 +124,7 @@ class FhirView(APIView):
             return outcome_response(
                 [Issue("not-supported", f"{self.request.method} is not supported here.")],
                 405,
-                {"Allow": ", ".join(self.allowed_methods)},
+                {"Allow": ", ".join(m.upper() for m in self.required_actions) or "GET"},
             )
         if isinstance(exc, exceptions.NotAcceptable):
             return outcome_response([Issue("not-supported", str(exc.detail))], 406)
@@ -270,6 +279,8 @@ class TypeView(FhirView):
         from .ordering import service_request_create
 
         rt = self.resource_type
+        if not request.body.strip():
+            raise FhirError("The body is empty; send a ServiceRequest.", code="structure")
         ctype = request.META.get("CONTENT_TYPE", "").split(";")[0].strip()
         if ctype not in JSON_TYPES:
             raise exceptions.UnsupportedMediaType(
