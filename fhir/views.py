@@ -21,7 +21,7 @@ from . import conf
 from .capability import capability_statement
 from .errors import FhirError, Issue, NotFound, operation_outcome
 from .mapping import REGISTRY, Context, ResourceType
-from .search import parse_query
+from .search import CONTROL_PARAMS, parse_query
 from .validation import parse_json, validate_resource
 
 logger = logging.getLogger(__name__)
@@ -119,7 +119,10 @@ class FhirView(APIView):
                 [Issue("login", str(exc.detail))], code, {"WWW-Authenticate": header} if header else None
             )
         if isinstance(exc, exceptions.PermissionDenied):
-            return outcome_response([Issue("forbidden", "Your role does not allow this interaction.")], 403)
+            detail = str(exc.detail)
+            if not detail.startswith("CSRF"):
+                detail = "Your role does not allow this interaction."
+            return outcome_response([Issue("forbidden", detail)], 403)
         if isinstance(exc, exceptions.MethodNotAllowed):
             return outcome_response(
                 [Issue("not-supported", f"{self.request.method} is not supported here.")],
@@ -322,7 +325,7 @@ class TypeView(FhirView):
             raise FhirError("If-None-Exist is empty.", expression="If-None-Exist", code="invalid")
         known = {systems.placer(), systems.accession(), systems.filler(), systems.rp_id()}
         for key, value in items:
-            if key.startswith("_"):
+            if key in CONTROL_PARAMS:
                 raise FhirError(
                     f"If-None-Exist: {key} is not a matching criterion.", expression="If-None-Exist"
                 )

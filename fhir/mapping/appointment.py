@@ -85,7 +85,10 @@ class AppointmentType(ResourceType):
 
     def queryset(self, user):
         visible = procedure_list_for(user).values("pk")
-        return ScheduledProcedureStep.objects.filter(requested_procedure__in=visible).select_related(
+        # An Appointment is a booked slot: steps awaiting booking (no station/time) are not shown.
+        return ScheduledProcedureStep.objects.filter(
+            requested_procedure__in=visible, station__isnull=False, start__isnull=False
+        ).select_related(
             "station", "requested_procedure__order__patient", "requested_procedure__procedure_type"
         )
 

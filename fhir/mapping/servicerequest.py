@@ -170,7 +170,8 @@ class ServiceRequestType(ResourceType):
 
     def to_fhir(self, proc: RequestedProcedure, ctx: Context) -> dict:
         order = proc.order
-        steps = sorted(proc.steps.all(), key=lambda s: s.start)
+        # An order awaiting booking has no step with a station and time yet.
+        steps = sorted((s for s in proc.steps.all() if s.start and s.station_id), key=lambda s: s.start)
         open_steps = [s for s in steps if s.status not in FINAL_SPS_STATUSES] or steps
         step = open_steps[0] if open_steps else None
         physician = order.requesting_physician or order.referring_physician

@@ -77,6 +77,11 @@ def test_metadata_needs_no_credentials(client):
     assert client.get("/fhir/metadata").status_code == 200
 
 
+def test_head_is_get_without_body(fhir_client, wang):
+    r = fhir_client("front_desk").head(f"/fhir/Patient/{wang.pk}")
+    assert r.status_code == 200 and r.content == b""
+
+
 @pytest.mark.parametrize(
     "role,path",
     [
@@ -159,6 +164,8 @@ def test_unknown_is_404(fhir_client, path, code):
         ("post", "/fhir/ImagingStudy"),
         ("patch", "/fhir/ServiceRequest/1"),
         ("delete", "/fhir/ServiceRequest"),
+        ("options", "/fhir/Patient"),
+        ("post", "/fhir/metadata"),
     ],
 )
 def test_unsupported_interaction_is_405(fhir_client, method, path):
@@ -211,3 +218,13 @@ def test_no_value_of_any_parameter_is_a_500(fhir_client, story, type_name):
             r = c.get(f"/fhir/{type_name}", {name: value})
             assert r.status_code in (200, 400), (name, value, r.status_code, r.content[:200])
             assert json.loads(r.content)["resourceType"] in ("Bundle", "OperationOutcome")
+
+
+def test_session_post_without_csrf_token_is_403(users, wang, catalog):
+    from .conftest import service_request_body
+
+    c = Client(enforce_csrf_checks=True)
+    c.force_login(users["front_desk"])
+    r = c.post("/fhir/ServiceRequest", json.dumps(service_request_body(patient=wang)), content_type=FHIR_JSON)
+    issues = outcome(r, 403)
+    assert issues[0]["diagnostics"].startswith("CSRF")
