@@ -7,6 +7,7 @@ import json
 import logging
 from urllib.parse import parse_qsl, urlencode
 
+from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
 from django.http import Http404, HttpResponse
 from rest_framework import exceptions
 from rest_framework.authentication import SessionAuthentication, TokenAuthentication
@@ -139,6 +140,12 @@ class FhirView(APIView):
             return outcome_response([Issue("not-found", "Not found.")], 404)
         if isinstance(exc, exceptions.APIException):
             return outcome_response([Issue("invalid", str(exc.detail))], exc.status_code)
+        if isinstance(exc, RequestDataTooBig):
+            return outcome_response(
+                [Issue("too-costly", "The body is larger than this server accepts.")], 413
+            )
+        if isinstance(exc, SuspiciousOperation):
+            return outcome_response([Issue("security", "The request was refused.")], 400)
         if isinstance(exc, ApplicationError):
             return outcome_response([Issue("business-rule", exc.message)], 422)
         logger.exception("FHIR facade: unexpected error")

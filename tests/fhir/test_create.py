@@ -270,3 +270,12 @@ def test_create_needs_order_create_permission(fhir_client, wang, catalog, role):
     assert r.status_code == 403
     assert outcome(r)["issue"][0]["code"] == "forbidden"
     assert AuditEvent.objects.filter(action="access.denied", detail__needed="order.create").exists()
+
+
+def test_oversized_body_is_413(fhir_client, wang, settings):
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 10_000
+    body = service_request_body(patient=wang, placer="HIS-BIG", note=[{"text": "x" * 20_000}])
+    r = post(fhir_client("front_desk"), body)
+    assert r.status_code == 413
+    assert outcome(r)["issue"][0]["code"] == "too-costly"
+    assert not Order.objects.filter(placer_order_number="HIS-BIG").exists()
