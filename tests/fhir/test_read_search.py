@@ -208,7 +208,9 @@ def test_appointment_from_scheduled_step(fhir_client, story):
     assert actors[0]["reference"] == f"Patient/{story['patient'].pk}"
     assert actors[1]["identifier"]["value"] == "CT01"
     assert res["identifier"] == [{"system": "urn:ris:scheduled-procedure-step-id", "value": step.sps_id}]
-    day = step.start.astimezone().date().isoformat()
+    from django.utils import timezone
+
+    day = timezone.localtime(step.start).date().isoformat()
     for query in [
         f"based-on=ServiceRequest/{story['procedure'].pk}",
         f"patient={story['patient'].pk}",
