@@ -136,7 +136,8 @@ class DiagnosticReportType(ResourceType):
         if report.status in SIGNED_STATUSES:
             pdf = {
                 "contentType": "application/pdf",
-                "url": ctx.site_url(reverse("reports:pdf", args=[report.pk])),
+                # The REST API's PDF (token auth; needs report.release; logged as a download).
+                "url": ctx.site_url(reverse("report-pdf", args=[report.pk])),
                 "title": f"Report {proc.order.accession_number}",
                 "creation": fhir_datetime(report.amended_at or report.signed_at),
             }

@@ -260,7 +260,9 @@ def test_diagnostic_report_final_with_pdf_and_study_link(fhir_client, story):
     assert res["basedOn"] == [{"reference": f"ServiceRequest/{story['procedure'].pk}"}]
     pdf = res["presentedForm"][0]
     assert pdf["contentType"] == "application/pdf"
-    assert pdf["url"] == f"http://testserver/reports/{report.pk}/pdf/"
+    assert pdf["url"] == f"http://testserver/api/v1/reports/{report.pk}/pdf/"
+    served = fhir_client("front_desk").get(pdf["url"], HTTP_ACCEPT="*/*")
+    assert served.status_code == 200 and served.content.startswith(b"%PDF")
     assert base64.b64decode(pdf["data"]).startswith(b"%PDF")
     text = base64.b64decode(res["presentedForm"][1]["data"]).decode()
     assert "双肺清晰" in text
