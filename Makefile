@@ -85,7 +85,8 @@ bench: venv-dev
 	$(BIN)/python bench/web.py --sizes 100000,1000000 --runs 20
 
 ## make lock: re-resolve requirements*.txt into the hash-locked requirements*.lock (pip-tools).
-lock: venv-dev
+lock: | $(BIN)/python
+	test -x $(BIN)/pip-compile || $(BIN)/pip install -q pip-tools==7.7.0
 	$(BIN)/pip-compile -q --generate-hashes --allow-unsafe --strip-extras -o requirements.lock requirements.txt
 	$(BIN)/pip-compile -q --generate-hashes --allow-unsafe --strip-extras -o requirements-dev.lock requirements-dev.txt
 
