@@ -337,6 +337,8 @@ RIS_ISSUER_OF_ACCESSION_NUMBER = env("RIS_ISSUER_OF_ACCESSION_NUMBER", default="
 # IHE SWF: the modality uses the worklist's Study Instance UID; a different one goes to reconciliation.
 RIS_INGEST_REQUIRE_STUDY_UID_MATCH = env.bool("RIS_INGEST_REQUIRE_STUDY_UID_MATCH", default=True)
 RIS_STOW_MAX_REQUEST_BYTES = env.int("RIS_STOW_MAX_REQUEST_BYTES", default=4 * 1024**3)
+# QIDO-RS: the most results one search returns (a client's limit is capped to it; more → Warning 299).
+RIS_QIDO_MAX_RESULTS = env.int("RIS_QIDO_MAX_RESULTS", default=1000)
 CELERY_BEAT_SCHEDULE["imaging-sweep-received"] = {
     "task": "imaging.sweep_received",
     "schedule": RIS_INGEST_SWEEP_SECONDS,
