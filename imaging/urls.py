@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import dicomweb, qido_rs, views
+from . import dicomweb, qido_rs, views, wado_rs
 
 app_name = "imaging"
 
@@ -50,5 +50,46 @@ urlpatterns = [
         "dicomweb/studies/<str:study_uid>/series/<str:series_uid>/instances/<str:instance_uid>/rendered",
         dicomweb.RenderedView.as_view(),
         name="wado_rs_rendered",
+    ),
+    # WADO-RS metadata, frames, bulk data, thumbnails (imaging.wado_rs).
+    path(
+        "dicomweb/studies/<str:study_uid>/metadata",
+        wado_rs.MetadataView.as_view(),
+        name="wado_rs_study_metadata",
+    ),
+    path(
+        "dicomweb/studies/<str:study_uid>/series/<str:series_uid>/metadata",
+        wado_rs.MetadataView.as_view(),
+        name="wado_rs_series_metadata",
+    ),
+    path(
+        "dicomweb/studies/<str:study_uid>/series/<str:series_uid>/instances/<str:instance_uid>/metadata",
+        wado_rs.MetadataView.as_view(),
+        name="wado_rs_instance_metadata",
+    ),
+    path(
+        "dicomweb/studies/<str:study_uid>/series/<str:series_uid>/instances/<str:instance_uid>/frames/<str:frames>",
+        wado_rs.FramesView.as_view(),
+        name="wado_rs_frames",
+    ),
+    path(
+        "dicomweb/studies/<str:study_uid>/series/<str:series_uid>/instances/<str:instance_uid>/bulkdata/<str:tag>",
+        wado_rs.BulkdataView.as_view(),
+        name="wado_rs_bulkdata",
+    ),
+    path(
+        "dicomweb/studies/<str:study_uid>/thumbnail",
+        wado_rs.ThumbnailView.as_view(),
+        name="wado_rs_study_thumbnail",
+    ),
+    path(
+        "dicomweb/studies/<str:study_uid>/series/<str:series_uid>/thumbnail",
+        wado_rs.ThumbnailView.as_view(),
+        name="wado_rs_series_thumbnail",
+    ),
+    path(
+        "dicomweb/studies/<str:study_uid>/series/<str:series_uid>/instances/<str:instance_uid>/thumbnail",
+        wado_rs.ThumbnailView.as_view(),
+        name="wado_rs_instance_thumbnail",
     ),
 ]
