@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 
+from django.conf import settings
 from django.http import HttpResponse, JsonResponse
 from rest_framework.views import APIView
 
@@ -46,6 +47,18 @@ def acceptable(request, offered: tuple[str, ...]) -> str | None:
     return None
 
 
+def service_base(request) -> str:
+    """The DICOMweb base URL (ending in ``/``) for RetrieveURL and BulkDataURI values.
+
+    ``RIS_DICOMWEB_BASE_URL`` when set (behind a proxy, or for clients such as dicomweb-client
+    that send a Host header without the port); else from the request.
+    """
+    configured = settings.RIS_DICOMWEB_BASE_URL
+    if configured:
+        return configured.rstrip("/") + "/"
+    return request.build_absolute_uri("/dicomweb/")
+
+
 def _search(request, level: str, path_uids: dict[str, str]) -> HttpResponse:
     for keyword, uid in path_uids.items():
         if not dicomweb._valid_uid(uid):
@@ -58,7 +71,7 @@ def _search(request, level: str, path_uids: dict[str, str]) -> HttpResponse:
     except qido.QidoError as exc:
         return problem(request, 400, str(exc), parameter=exc.parameter)
     rows, more = qido.search_rows(search)
-    base_url = request.build_absolute_uri("/dicomweb/")
+    base_url = service_base(request)
     body = [qido.row_dataset(search, row, base_url=base_url).to_json_dict() for row in rows]
     audit_record(
         action="imaging.qido",
@@ -77,7 +90,7 @@ def _search(request, level: str, path_uids: dict[str, str]) -> HttpResponse:
     if more:
         warnings.append("There are additional results that can be requested")
     if warnings:
-        service = request.build_absolute_uri("/dicomweb")
+        service = service_base(request).rstrip("/")
         response["Warning"] = ", ".join(f'299 {service} "{w}"' for w in warnings)
     return response
 

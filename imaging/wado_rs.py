@@ -30,7 +30,7 @@ from rest_framework.views import APIView
 
 from . import dicomweb, previews, storage
 from .models import Instance
-from .qido_rs import acceptable, problem
+from .qido_rs import acceptable, problem, service_base
 
 BINARY_VRS = {"OB", "OD", "OF", "OL", "OV", "OW", "UN"}
 BULK_THRESHOLD = 1024
@@ -90,8 +90,8 @@ def _audit(request, action: str, instance: Instance, **detail) -> None:
 
 
 def instance_url(request, instance: Instance) -> str:
-    return request.build_absolute_uri(
-        f"/dicomweb/studies/{instance.series.study.study_instance_uid}"
+    return (
+        f"{service_base(request)}studies/{instance.series.study.study_instance_uid}"
         f"/series/{instance.series.series_instance_uid}/instances/{instance.sop_instance_uid}"
     )
 

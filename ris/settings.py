@@ -339,6 +339,8 @@ RIS_INGEST_REQUIRE_STUDY_UID_MATCH = env.bool("RIS_INGEST_REQUIRE_STUDY_UID_MATC
 RIS_STOW_MAX_REQUEST_BYTES = env.int("RIS_STOW_MAX_REQUEST_BYTES", default=4 * 1024**3)
 # QIDO-RS: the most results one search returns (a client's limit is capped to it; more → Warning 299).
 RIS_QIDO_MAX_RESULTS = env.int("RIS_QIDO_MAX_RESULTS", default=1000)
+# DICOMweb: the public base URL (…/dicomweb) for RetrieveURL/BulkDataURI; empty = from the request.
+RIS_DICOMWEB_BASE_URL = env("RIS_DICOMWEB_BASE_URL", default="")
 CELERY_BEAT_SCHEDULE["imaging-sweep-received"] = {
     "task": "imaging.sweep_received",
     "schedule": RIS_INGEST_SWEEP_SECONDS,
