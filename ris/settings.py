@@ -59,6 +59,8 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     # A NUL byte in the path or a query parameter is a 400 for every page and endpoint.
     "ris.middleware.RejectNulBytesMiddleware",
+    # CORS for /dicomweb/ and /wado only (RIS_DICOMWEB_CORS_ORIGINS; none by default).
+    "imaging.cors.DicomwebCorsMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
@@ -341,6 +343,8 @@ RIS_STOW_MAX_REQUEST_BYTES = env.int("RIS_STOW_MAX_REQUEST_BYTES", default=4 * 1
 RIS_QIDO_MAX_RESULTS = env.int("RIS_QIDO_MAX_RESULTS", default=1000)
 # DICOMweb: the public base URL (…/dicomweb) for RetrieveURL/BulkDataURI; empty = from the request.
 RIS_DICOMWEB_BASE_URL = env("RIS_DICOMWEB_BASE_URL", default="")
+# DICOMweb CORS: origins allowed to call /dicomweb/ and /wado from a browser ("*" = any); none by default.
+RIS_DICOMWEB_CORS_ORIGINS = env.list("RIS_DICOMWEB_CORS_ORIGINS", default=[])
 CELERY_BEAT_SCHEDULE["imaging-sweep-received"] = {
     "task": "imaging.sweep_received",
     "schedule": RIS_INGEST_SWEEP_SECONDS,

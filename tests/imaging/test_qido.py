@@ -415,3 +415,39 @@ def test_permission_and_authentication(api_for, studies):
 def test_stow_still_answers_post_on_studies(api_for):
     r = api_for("technologist").post("/dicomweb/studies", data=b"x", content_type="application/dicom")
     assert r.status_code == 415
+
+
+def test_cors_is_off_by_default_and_configurable(api_for, studies, settings):
+    from django.test import Client
+
+    api = api_for("radiologist")
+    origin = "https://viewer.example.org"
+    r = api.get("/dicomweb/studies", HTTP_ACCEPT=JSON, HTTP_ORIGIN=origin)
+    assert r.status_code == 200 and "Access-Control-Allow-Origin" not in r
+    settings.RIS_DICOMWEB_CORS_ORIGINS = [origin]
+    r = api.get("/dicomweb/studies", {"limit": 1}, HTTP_ACCEPT=JSON, HTTP_ORIGIN=origin)
+    assert r["Access-Control-Allow-Origin"] == origin and "Origin" in r["Vary"]
+    assert "Warning" in r["Access-Control-Expose-Headers"]
+    # A preflight is answered before authentication.
+    pre = Client().options(
+        "/dicomweb/studies",
+        HTTP_ORIGIN=origin,
+        HTTP_ACCESS_CONTROL_REQUEST_METHOD="GET",
+        HTTP_ACCESS_CONTROL_REQUEST_HEADERS="authorization",
+    )
+    assert pre.status_code == 204 and pre["Access-Control-Allow-Origin"] == origin
+    assert "Authorization" in pre["Access-Control-Allow-Headers"]
+    # Another origin, or a path outside DICOMweb: no CORS headers.
+    other = api.get("/dicomweb/studies", HTTP_ACCEPT=JSON, HTTP_ORIGIN="https://evil.example")
+    assert "Access-Control-Allow-Origin" not in other
+    assert "Access-Control-Allow-Origin" not in api.get("/api/v1/", HTTP_ORIGIN=origin)
+    # Refusals carry the headers too, so the viewer can read the status.
+    anon = Client().get("/dicomweb/studies", HTTP_ACCEPT=JSON, HTTP_ORIGIN=origin)
+    assert anon.status_code in (401, 403) and anon["Access-Control-Allow-Origin"] == origin
+
+
+def test_base_url_setting_is_used_in_retrieve_urls(api, studies, settings):
+    settings.RIS_DICOMWEB_BASE_URL = "https://pacs.example.org/dicomweb"
+    r = _get(api, "/dicomweb/studies", PatientID="MRN1")
+    url = r.json()[0]["00081190"]["Value"][0]
+    assert url == f"https://pacs.example.org/dicomweb/studies/{studies['wang'].study_instance_uid}"
