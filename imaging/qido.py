@@ -324,9 +324,12 @@ def _multi_q(path: str, value: str, parameter: str) -> Q:
 
 def _int_q(path: str, value: str, parameter: str) -> Q:
     try:
-        return Q(**{path: int(value.strip())})
+        number = int(value.strip())
     except ValueError:
         raise QidoError(parameter, f"not an integer: {value!r}") from None
+    if not -(2**31) <= number < 2**31:  # IS is a 32-bit signed integer (PS3.5 6.2)
+        raise QidoError(parameter, f"out of the IS range: {value!r}")
+    return Q(**{path: number})
 
 
 def _pn_norm(group: str) -> str:
@@ -386,8 +389,8 @@ def _flag(value: str, parameter: str) -> bool:
 
 
 def _nonneg(value: str, parameter: str, *, minimum: int) -> int:
-    if not value.isdigit() or int(value) < minimum:
-        raise QidoError(parameter, f"must be an integer ≥ {minimum}")
+    if not value.isascii() or not value.isdigit() or not minimum <= int(value) < 2**31:
+        raise QidoError(parameter, f"must be an integer from {minimum} to {2**31 - 1}")
     return int(value)
 
 
@@ -396,6 +399,9 @@ def parse_search(level: str, params, *, path_uids: dict[str, str] | None = None)
     search = Search(level=level)
     levels = visible_levels(level)
     data = dict(params.lists())
+    for name, values in data.items():
+        if "\x00" in name or any("\x00" in v for v in values):
+            raise QidoError(name.replace("\x00", ""), "NUL characters are not allowed")
     fuzzy = _flag(data["fuzzymatching"][-1], "fuzzymatching") if "fuzzymatching" in data else False
     cap = settings.RIS_QIDO_MAX_RESULTS
     search.limit = cap

@@ -113,7 +113,7 @@ def instance_metadata(instance: Instance, url: str) -> dict:
         encapsulated = UID(instance.transfer_syntax_uid).is_compressed
         bits = ds.get("BitsAllocated", 16)
         bulk[PIXEL_DATA] = "OB" if encapsulated or bits <= 8 else "OW"
-    out = ds.to_json_dict(bulk_data_threshold=2**31)
+    out = ds.to_json_dict(bulk_data_threshold=2**31, suppress_invalid_tags=True)
     for tag, vr in bulk.items():
         out[f"{tag:08X}"] = {"vr": vr, "BulkDataURI": f"{url}/bulkdata/{tag:08X}"}
     return dict(sorted(out.items()))

@@ -368,6 +368,9 @@ def test_one_sql_query_per_search_whatever_the_number_of_matches(api, url, level
         ({"limit": "0"}, "limit"),
         ({"limit": "ten"}, "limit"),
         ({"offset": "x"}, "offset"),
+        ({"offset": "9" * 30}, "offset"),
+        ({"limit": "١٢"}, "limit"),  # Arabic-Indic digits: isdigit() but not DICOM
+        ({"AccessionNumber": "A\x00B"}, "AccessionNumber"),
         ({"fuzzymatching": "yes"}, "fuzzymatching"),
         ({"includefield": "NoSuchAttribute"}, "includefield"),
     ],
@@ -382,8 +385,9 @@ def test_invalid_parameter_is_400_problem_naming_it(api, studies, params, parame
 
 
 def test_instance_number_must_be_an_integer(api, studies):
-    r = _get(api, "/dicomweb/instances", InstanceNumber="one")
-    assert r.status_code == 400 and r.json()["parameter"] == "InstanceNumber"
+    for value in ("one", "9" * 20):
+        r = _get(api, "/dicomweb/instances", InstanceNumber=value)
+        assert r.status_code == 400 and r.json()["parameter"] == "InstanceNumber"
 
 
 def test_invalid_path_uid_is_400(api):
