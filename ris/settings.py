@@ -60,6 +60,8 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     # A NUL byte in the path or a query parameter is a 400 for every page and endpoint.
     "ris.middleware.RejectNulBytesMiddleware",
+    # CORS for /dicomweb/ and /wado only (RIS_DICOMWEB_CORS_ORIGINS; none by default).
+    "imaging.cors.DicomwebCorsMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
@@ -338,6 +340,12 @@ RIS_ISSUER_OF_ACCESSION_NUMBER = env("RIS_ISSUER_OF_ACCESSION_NUMBER", default="
 # IHE SWF: the modality uses the worklist's Study Instance UID; a different one goes to reconciliation.
 RIS_INGEST_REQUIRE_STUDY_UID_MATCH = env.bool("RIS_INGEST_REQUIRE_STUDY_UID_MATCH", default=True)
 RIS_STOW_MAX_REQUEST_BYTES = env.int("RIS_STOW_MAX_REQUEST_BYTES", default=4 * 1024**3)
+# QIDO-RS: the most results one search returns (a client's limit is capped to it; more → Warning 299).
+RIS_QIDO_MAX_RESULTS = env.int("RIS_QIDO_MAX_RESULTS", default=1000)
+# DICOMweb: the public base URL (…/dicomweb) for RetrieveURL/BulkDataURI; empty = from the request.
+RIS_DICOMWEB_BASE_URL = env("RIS_DICOMWEB_BASE_URL", default="")
+# DICOMweb CORS: origins allowed to call /dicomweb/ and /wado from a browser ("*" = any); none by default.
+RIS_DICOMWEB_CORS_ORIGINS = env.list("RIS_DICOMWEB_CORS_ORIGINS", default=[])
 CELERY_BEAT_SCHEDULE["imaging-sweep-received"] = {
     "task": "imaging.sweep_received",
     "schedule": RIS_INGEST_SWEEP_SECONDS,
