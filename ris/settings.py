@@ -51,6 +51,7 @@ INSTALLED_APPS = [
     "reports",
     "department",
     "integration",
+    "viewer",
 ]
 
 MIDDLEWARE = [
