@@ -45,6 +45,7 @@ I18N = {
     "coronal": gettext_lazy("Coronal"),
     "instance": gettext_lazy("Image"),
     "cannot_decode": gettext_lazy("this image cannot be decoded in the browser"),
+    "empty_image": gettext_lazy("no pixels decoded"),
     "loading_volume": gettext_lazy("Loading volume"),
     "volume_failed": gettext_lazy("Volume could not be built"),
     "volume_ready": gettext_lazy("Volume ready: MPR available (M)"),

@@ -257,9 +257,10 @@ function buildLayout() {
     }
     inputs.push(input);
     for (const evt of [Events.IMAGE_RENDERED, Events.CAMERA_MODIFIED, Events.VOI_MODIFIED, Events.STACK_NEW_IMAGE]) {
-      element.addEventListener(evt, () => updateOverlay(id));
+      element.addEventListener(evt, scheduleOverlay);
     }
     element.addEventListener("pointerdown", () => setActiveViewport(id));
+    element.addEventListener(Events.STACK_NEW_IMAGE, (evt) => checkDecoded(evt.detail.image, evt.detail.imageId));
   }
   engine.setViewports(inputs);
   const group = ToolGroupManager.getToolGroup(state.mode === "mpr" ? MPR_GROUP : STACK_GROUP);
@@ -369,7 +370,9 @@ function viewportStateUnsafe(id) {
     out.imageIndex = index;
     out.numImages = vp.getImageIds().length;
     out.imageId = imageId;
-    out.error = state.errors[imageId] || "";
+    const target = vp.getTargetImageIdIndex ? vp.getTargetImageIdIndex() : index;
+    out.targetIndex = target;
+    out.error = state.errors[vp.getImageIds()[target]] || state.errors[imageId] || "";
     if (m && m.instance.position && m.instance.orientation) {
       out.slicePosition = dot(vec(m.instance.position), normalOf(vec(m.instance.orientation)));
     }
@@ -381,7 +384,11 @@ function viewportStateUnsafe(id) {
   } else {
     out.imageIndex = vp.getSliceIndex();
     out.numImages = vp.getNumberOfSlices();
-    out.slicePosition = dot(camera.focalPoint, camera.viewPlaneNormal);
+    // Position along the plane's normal, signed so that its main axis points L, P or H
+    // (as Slice Location in the stack: an axial plane reads its z).
+    const n = camera.viewPlaneNormal;
+    const major = n.reduce((best, c, k) => (Math.abs(c) > Math.abs(n[best]) ? k : best), 0);
+    out.slicePosition = dot(camera.focalPoint, n) * (n[major] < 0 ? -1 : 1);
     out.slab = vp.getSlabThickness ? vp.getSlabThickness() : 0;
     out.blendMode = vp.getBlendMode ? vp.getBlendMode() : 0;
     const volume = cache.getVolume(state.volume.id);
@@ -453,6 +460,16 @@ function updateOverlay(id) {
 function updateAllOverlays() {
   for (const id of viewportIds()) updateOverlay(id);
 }
+let overlayFrame = 0;
+function scheduleOverlay() {
+  // Coalesced: one overlay refresh per animation frame, after the viewport has its new image.
+  if (overlayFrame) return;
+  overlayFrame = requestAnimationFrame(() => {
+    overlayFrame = 0;
+    healCameras();
+    updateAllOverlays();
+  });
+}
 
 // ---------------------------------------------------------------------------------------
 // Loading: the stack first (first image as soon as it arrives), the volume behind it.
@@ -511,6 +528,40 @@ async function showSeries(study, series, viewportId = "main") {
   } else if (viewportId === "main") {
     setProgress(0, 0);
     setStatus(series.volume.ok ? "" : `${t("no_mpr", "No MPR")}: ${series.volume.reason}`);
+  }
+}
+
+function checkDecoded(image, imageId) {
+  // A codec that "succeeds" with no pixels (a corrupt stream) is a failure to the reader too.
+  const id = imageId || (image && image.imageId);
+  const m = meta.get(id);
+  if (!id) return;
+  const empty = !image || !image.rows || !image.columns;
+  const wrong = m && image && m.instance.rows && (image.rows !== m.instance.rows || image.columns !== m.instance.columns);
+  if (empty || wrong) {
+    markError(id, { message: empty ? t("empty_image", "no pixels decoded") : `${image.columns}×${image.rows}` });
+    scheduleOverlay();
+    return;
+  }
+}
+
+const goodCameras = new Map(); // viewport id -> last camera with a finite extent
+function healCameras() {
+  // An empty image leaves the camera without extent (NaN): the next good image gets the
+  // last good camera back.
+  for (const vp of engine.getViewports()) {
+    if (vp.type !== ViewportType.STACK) continue;
+    const camera = vp.getCamera();
+    if (Number.isFinite(camera.parallelScale)) {
+      goodCameras.set(vp.id, camera);
+      continue;
+    }
+    const image = cache.getImage(vp.getCurrentImageId());
+    const good = goodCameras.get(vp.id);
+    if (good && image && image.rows && image.columns) {
+      vp.setCamera({ ...good, focalPoint: [good.focalPoint[0], good.focalPoint[1], camera.focalPoint[2]] });
+      vp.render();
+    }
   }
 }
 
@@ -692,6 +743,7 @@ async function scrollBy(delta, viewportId = activeViewportId) {
   const vp = getViewport(viewportId);
   if (!vp) return;
   csUtils.scroll(vp, { delta });
+  scheduleOverlay();
   if (viewportId === "main" && state.prior && syncScroll) await syncPrior();
 }
 
@@ -703,6 +755,7 @@ async function scrollTo(index, viewportId = "main") {
     } catch (e) {
       markError(vp.getImageIds()[index], e);
     }
+    healCameras();
   } else {
     const current = vp.getSliceIndex();
     csUtils.scroll(vp, { delta: index - current });
