@@ -26,7 +26,9 @@ def study_resolve(*, uid: str) -> Study | None:
     A modality that ignored the worklist's UID still has its images found from the order's.
     """
     return (
-        Study.objects.select_related("patient", "requested_procedure__order", "requested_procedure__procedure_type")
+        Study.objects.select_related(
+            "patient", "requested_procedure__order", "requested_procedure__procedure_type"
+        )
         .filter(Q(study_instance_uid=uid) | Q(requested_procedure__study_instance_uid=uid))
         .order_by("-study_instance_uid")  # an exact match and a linked one: deterministic
         .first()
@@ -87,12 +89,18 @@ def volume_check(*, modality: str, qc: dict | None, instances: list[dict]) -> tu
     if any(i["rows"] != first["rows"] or i["columns"] != first["columns"] for i in instances):
         return False, _("The slices do not all have the same matrix size.")
     if any(
-        any(abs(a - b) > ORIENTATION_TOLERANCE for a, b in zip(i["orientation"], first["orientation"], strict=False))
+        any(
+            abs(a - b) > ORIENTATION_TOLERANCE
+            for a, b in zip(i["orientation"], first["orientation"], strict=False)
+        )
         for i in instances
     ):
         return False, _("The slices do not all have the same orientation.")
     if any(
-        any(abs(float(a) - float(b)) > ORIENTATION_TOLERANCE for a, b in zip(i["spacing"], first["spacing"], strict=False))
+        any(
+            abs(float(a) - float(b)) > ORIENTATION_TOLERANCE
+            for a, b in zip(i["spacing"], first["spacing"], strict=False)
+        )
         for i in instances
     ):
         return False, _("The slices do not all have the same pixel spacing.")
@@ -102,7 +110,9 @@ def volume_check(*, modality: str, qc: dict | None, instances: list[dict]) -> tu
     if geometry.get("error"):
         return False, _("Image Orientation (Patient) is degenerate.")
     if geometry.get("duplicate_positions"):
-        return False, _("%(n)d slices share a position with another slice.") % {"n": geometry["duplicate_positions"]}
+        return False, _("%(n)d slices share a position with another slice.") % {
+            "n": geometry["duplicate_positions"]
+        }
     if geometry.get("gaps"):
         gap = geometry["gaps"][0]
         return False, _("Slice gap of %(size)s mm (%(missing)d slices missing) at %(at)s mm.") % {
@@ -177,7 +187,9 @@ def study_manifest(*, study: Study) -> dict:
     out = []
     for entry in series.values():
         entry["instances"].sort(key=_sort_key)
-        ok, reason = volume_check(modality=entry["modality"], qc=entry.pop("qc"), instances=entry["instances"])
+        ok, reason = volume_check(
+            modality=entry["modality"], qc=entry.pop("qc"), instances=entry["instances"]
+        )
         entry["volume"] = {"ok": ok, "reason": reason}
         out.append(entry)
     return {

@@ -36,7 +36,12 @@ def _clean(data: dict) -> dict:
             raise PreferenceInvalid("presets must map modality to preset")
         clean = {}
         for modality, preset in presets.items():
-            if not isinstance(modality, str) or not modality or len(modality) > MODALITY_MAX or preset not in PRESETS:
+            if (
+                not isinstance(modality, str)
+                or not modality
+                or len(modality) > MODALITY_MAX
+                or preset not in PRESETS
+            ):
                 raise PreferenceInvalid(f"invalid preset {modality!r}: {preset!r}")
             clean[modality.upper()] = preset
         out["presets"] = clean

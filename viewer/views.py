@@ -74,7 +74,9 @@ def _valid_uid(uid: str) -> bool:
 
 def _refused(request, *, as_json: bool, status: int, message: str):
     if as_json:
-        return JsonResponse({"detail": message, "code": "forbidden" if status == 403 else "not_found"}, status=status)
+        return JsonResponse(
+            {"detail": message, "code": "forbidden" if status == 403 else "not_found"}, status=status
+        )
     return render(request, "viewer/refused.html", {"status": status, "message": message}, status=status)
 
 
@@ -82,12 +84,18 @@ def _study_for(request, uid: str, *, as_json: bool):
     """(study, None) or (None, error response): permission, UID, existence, scope — in that order."""
     if not has_permission(request.user, PERMISSION):
         audit_denied(request, PERMISSION)
-        return None, _refused(request, as_json=as_json, status=403, message=_("Your role may not view images."))
+        return None, _refused(
+            request, as_json=as_json, status=403, message=_("Your role may not view images.")
+        )
     if not _valid_uid(uid):
-        return None, _refused(request, as_json=as_json, status=404, message=_("That is not a Study Instance UID."))
+        return None, _refused(
+            request, as_json=as_json, status=404, message=_("That is not a Study Instance UID.")
+        )
     study = selectors.study_resolve(uid=uid)
     if study is None:
-        return None, _refused(request, as_json=as_json, status=404, message=_("No images of that study are here."))
+        return None, _refused(
+            request, as_json=as_json, status=404, message=_("No images of that study are here.")
+        )
     if not selectors.study_visible_to(user=request.user, study=study):
         audit_denied(request, PERMISSION)
         return None, _refused(

@@ -130,7 +130,9 @@ def test_window_level_preset_changes_rendered_pixels(viewer_page_for, imaged_exa
     assert state(page)["invert"] is True
     # The preset is remembered for this user and modality.
     page.evaluate("window.risViewer.flushPrefs()")
-    page.wait_for_function("window.risViewer.state().prefs.presets && window.risViewer.state().prefs.presets.CT === 'lung'")
+    page.wait_for_function(
+        "window.risViewer.state().prefs.presets && window.risViewer.state().prefs.presets.CT === 'lung'"
+    )
     open_viewer(page, proc.study_instance_uid)
     assert state(page)["preset"] == "lung"
 
@@ -140,7 +142,9 @@ def test_length_and_elliptical_roi_measure_known_values(viewer_page_for, imaged_
     page = viewer_page_for("radiologist")
     open_viewer(page, proc.study_instance_uid)
     page.evaluate("(k) => window.risViewer.scrollTo(k)", slice_of(SZ))
-    page.wait_for_function("(z) => Math.abs(window.risViewer.state().viewports[0].slicePosition - z) < 1e-3", arg=SZ)
+    page.wait_for_function(
+        "(z) => Math.abs(window.risViewer.state().viewports[0].slicePosition - z) < 1e-3", arg=SZ
+    )
     page.keyboard.press("l")
     drag(page, "main", (SX - 15, SY, SZ), (SX + 15, SY, SZ))  # 30 mm
     page.wait_for_function("window.risViewer.state().measurements.some(m => m.length != null)")
@@ -171,7 +175,9 @@ def test_mpr_dimensions_and_projections(viewer_page_for, imaged_exam):
     open_viewer(page, proc.study_instance_uid)
     page.wait_for_function("window.risViewer.state().volume.ready")
     page.get_by_test_id("btn-mpr").click()
-    page.wait_for_function("window.risViewer.state().mode === 'mpr' && window.risViewer.state().viewports.length === 3")
+    page.wait_for_function(
+        "window.risViewer.state().mode === 'mpr' && window.risViewer.state().viewports.length === 3"
+    )
     rows, cols, slices = PHANTOM["rows"], PHANTOM["columns"], PHANTOM["slices"]
     sag, cor, ax = viewport(page, "sagittal"), viewport(page, "coronal"), viewport(page, "axial")
     assert (ax["planeColumns"], ax["planeRows"], ax["numImages"]) == (cols, rows, slices)
@@ -191,7 +197,9 @@ def test_mpr_dimensions_and_projections(viewer_page_for, imaged_exam):
     mid = (SZ + CZ) / 2
     # A volume viewport counts its slices from the top (head) down.
     page.evaluate("(k) => window.risViewer.scrollTo(k, 'axial')", slices - 1 - slice_of(mid))
-    page.wait_for_function("(z) => Math.abs(window.risViewer.state().viewports[0].slicePosition - z) < 1.3", arg=mid)
+    page.wait_for_function(
+        "(z) => Math.abs(window.risViewer.state().viewports[0].slicePosition - z) < 1.3", arg=mid
+    )
     at_sphere, at_cavity = (SX, SY, mid), (CX, CY, mid)
     wait_gray(page, "axial", at_sphere, 110, 145)
     wait_gray(page, "axial", at_cavity, 110, 145)
@@ -209,7 +217,9 @@ def test_mpr_dimensions_and_projections(viewer_page_for, imaged_exam):
     # Column means over the slab: sphere ≈ 276 HU → 99, cavity ≈ −173 HU → 42, tissue 40 HU → 69.
     assert 80 <= wait_gray(page, "axial", at_sphere, 80, 125) <= 125
     assert 25 <= wait_gray(page, "axial", at_cavity, 25, 58) <= 58
-    assert "Slab: 100.0 mm" in page.locator("[data-viewport-id=axial] [data-testid=ov-thickness]").inner_text()
+    assert (
+        "Slab: 100.0 mm" in page.locator("[data-viewport-id=axial] [data-testid=ov-thickness]").inner_text()
+    )
     # Oblique: the plane turns about its vertical axis.
     before = viewport(page, "axial")["viewPlaneNormal"]
     page.keyboard.press("]")
@@ -232,7 +242,9 @@ def test_series_with_a_gap_is_refused_for_mpr_and_stays_readable(viewer_page_for
     page.wait_for_function("Math.abs(window.risViewer.state().viewports[0].slicePosition - 35) < 1e-3")
 
 
-def test_undecodable_object_shows_a_message_and_the_rest_of_the_series(viewer_page_for, ct_exam, phantom, tmp_path):
+def test_undecodable_object_shows_a_message_and_the_rest_of_the_series(
+    viewer_page_for, ct_exam, phantom, tmp_path
+):
     proc = ct_exam()
     items = list(demo.for_procedure(proc, demo.Phantom(**{**PHANTOM, "slices": 6})))
     bad = items[2]
@@ -270,7 +282,9 @@ def test_prior_side_by_side_scrolls_in_sync_by_position(viewer_page_for, imaged_
     assert viewport(page, "prior")["imageIndex"] == 6  # 30 mm / 5 mm
 
 
-def test_open_from_reading_worklist_and_report_editor_and_refused_for_front_desk(viewer_page_for, imaged_exam):
+def test_open_from_reading_worklist_and_report_editor_and_refused_for_front_desk(
+    viewer_page_for, imaged_exam
+):
     proc = imaged_exam()
     uid = proc.study_instance_uid
     page = viewer_page_for("radiologist")
@@ -300,3 +314,39 @@ def test_open_from_reading_worklist_and_report_editor_and_refused_for_front_desk
     assert desk.get_by_test_id("viewer-refused").is_visible()
     assert desk.evaluate("typeof window.risViewer") == "undefined"
     assert AuditEvent.objects.filter(action="access.denied", actor_username="u_front_desk").exists()
+
+
+def test_monochrome1_and_multiframe_objects(viewer_page_for, ct_exam, tmp_path):
+    proc = ct_exam()
+    small = {**PHANTOM, "slices": 3, "origin": (-48.0, -48.0, SZ - SP)}  # slice 1 cuts the sphere
+    mono1 = list(demo.for_procedure(proc, demo.Phantom(**small)))
+    for ds in mono1:
+        ds.PhotometricInterpretation = "MONOCHROME1"
+    # One multi-frame object (Multi-frame Grayscale Word SC): frame k is a flat 100·k HU.
+    frames = demo.Phantom(**{**PHANTOM, "slices": 1})
+    (mf,) = demo.for_procedure(proc, frames, series_description="multi-frame")
+    mf.SOPClassUID = mf.file_meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.7.3"
+    mf.NumberOfFrames = 3
+    mf.PixelData = b"".join(
+        (np.full((96, 96), 100 * k - demo.INTERCEPT, dtype=np.uint16)).tobytes() for k in range(3)
+    )
+    mf.SeriesNumber = 3
+    demo.receive_and_ingest([*mono1, mf], workdir=tmp_path)
+    page = viewer_page_for("radiologist")
+    open_viewer(page, proc.study_instance_uid)
+    page.get_by_test_id("series-button").first.click()
+    page.wait_for_function("window.risViewer.state().viewports[0].numImages === 3")
+    page.evaluate("(k) => window.risViewer.scrollTo(k)", 1)
+    # MONOCHROME1: high values are dark, so the 1000 HU sphere is black at the header window.
+    z = SZ
+    assert wait_gray(page, "main", (SX, SY, z), 0, 12) <= 12
+    page.keyboard.press("i")
+    assert wait_gray(page, "main", (SX, SY, z), 243, 255) >= 243
+    page.get_by_test_id("series-button").nth(1).click()
+    page.wait_for_function(
+        "() => { const v = window.risViewer.state().viewports[0]; return v.numImages === 3 && v.imageId.endsWith('&frame=1'); }"
+    )
+    page.evaluate("(k) => window.risViewer.scrollTo(k)", 2)
+    page.wait_for_function("window.risViewer.state().viewports[0].imageId.endsWith('&frame=3')")
+    assert "multi-frame" in state(page)["series"]["volume"]["reason"]
+    assert page.js_errors == []

@@ -39,5 +39,7 @@ def viewer_link(context, study_instance_uid, *, side=False, label=""):
             text,
         )
     return format_html(
-        '<a class="button viewer-link" href="{}" target="ris-viewer" data-testid="open-viewer">{}</a>', url, text
+        '<a class="button viewer-link" href="{}" target="ris-viewer" data-testid="open-viewer">{}</a>',
+        url,
+        text,
     )

@@ -706,7 +706,7 @@ function applyPreset(name, viewportId, { save = true } = {}) {
       const p = PRESETS[name];
       vp.setProperties({ voiRange: { lower: p.level - p.window / 2, upper: p.level + p.window / 2 } });
     }
-    vp.setProperties({ invert: state.invert });
+    vp.setProperties({ invert: effectiveInvert(id) });
     vp.render();
   }
   state.preset = name;
@@ -714,11 +714,19 @@ function applyPreset(name, viewportId, { save = true } = {}) {
   if (save && state.series) savePrefs({ presets: { [state.series.modality || "OT"]: name } });
 }
 
+function effectiveInvert(id) {
+  // MONOCHROME1: the lowest value is white (PS3.3 C.7.6.3.1.2), so it starts inverted;
+  // the Invert button flips whatever the photometric interpretation asks for.
+  const series = id === "prior" && state.prior ? state.prior.series : state.series;
+  const mono1 = !!series && state.mode !== "mpr" && series.instances.some((i) => i.photometric === "MONOCHROME1");
+  return mono1 !== state.invert;
+}
+
 function toggleInvert() {
   state.invert = !state.invert;
   for (const id of viewportIds()) {
     const vp = getViewport(id);
-    vp.setProperties({ invert: state.invert });
+    vp.setProperties({ invert: effectiveInvert(id) });
     vp.render();
   }
   $("#btn-invert").setAttribute("aria-pressed", String(state.invert));

@@ -55,7 +55,9 @@ class Command(BaseCommand):
             origin=(-size * pixel / 2, -size * pixel / 2, -slices * 1.0),
         )
         uid = demo.receive_and_ingest(
-            demo.for_procedure(procedure, phantom, description=f"{demo.DEMO_PREFIX} {procedure.description}"[:64])
+            demo.for_procedure(
+                procedure, phantom, description=f"{demo.DEMO_PREFIX} {procedure.description}"[:64]
+            )
         )
         self.stdout.write(
             f"viewer demo: {slices} slices of {size}×{size} for {procedure.order.accession_number} "
