@@ -4,7 +4,8 @@
 
 Makes two studies of the same synthetic 512×512 CT volume (``viewer.demo``: soft tissue,
 a bright sphere, an air cavity), one uncompressed (Explicit VR Little Endian) and one
-JPEG 2000 lossless (pylibjpeg-openjpeg, from requirements-dev.txt), stores them through the
+JPEG 2000 lossless (encoded with pylibjpeg-openjpeg: ``pip install pylibjpeg==2.1.0
+pylibjpeg-openjpeg==2.6.0``, not part of the locked set), stores them through the
 normal ingest into a scratch PostgreSQL database, serves the RIS with gunicorn (as in
 production; static files by WhiteNoise) on a free loopback port, and opens each study in
 headless Debian Chromium (WebGL through SwiftShader), cold (a new browser context per run),
@@ -143,6 +144,15 @@ def measure(browser, base: str, cookie: tuple[str, str], uid: str) -> tuple[floa
 
 
 def main() -> None:
+    import logging
+
+    logging.disable(logging.INFO)  # the encoder logs every tile
+    try:
+        import openjpeg  # noqa: F401
+    except ImportError:
+        sys.exit(
+            "bench/viewer.py encodes JPEG 2000 with pylibjpeg-openjpeg: pip install pylibjpeg==2.1.0 pylibjpeg-openjpeg==2.6.0"
+        )
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--slices", type=int, default=200)
     parser.add_argument("--size", type=int, default=512)
