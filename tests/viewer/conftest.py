@@ -6,8 +6,6 @@ real rendering path runs in the tests; each browser test checks ``webgl2`` first
 
 from __future__ import annotations
 
-import os
-
 import pytest
 
 from tests.factories import PatientFactory, ProcedureTypeFactory, StationFactory, make_order
@@ -78,23 +76,19 @@ def imaged_exam(ct_exam, phantom, tmp_path):
 
 
 @pytest.fixture(scope="session")
-def gl_browser():
-    os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    from playwright.sync_api import sync_playwright
-
-    if not os.path.exists(CHROMIUM):
-        pytest.fail("Debian chromium is not installed (make test installs it)")
-    with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=GL_ARGS)
-        try:
-            page = b.new_page()
-            has_webgl2 = page.evaluate("!!document.createElement('canvas').getContext('webgl2')")
-            page.close()
-            if not has_webgl2:
-                pytest.skip("this Chromium offers no WebGL 2 even through SwiftShader")
-            yield b
-        finally:
-            b.close()
+def gl_browser(browser):
+    """A second Chromium with WebGL flags, from the suite's one Playwright instance
+    (the shared ``browser`` runs with --disable-gpu; two sync Playwrights cannot coexist)."""
+    b = browser.browser_type.launch(executable_path=CHROMIUM, headless=True, args=GL_ARGS)
+    try:
+        page = b.new_page()
+        has_webgl2 = page.evaluate("!!document.createElement('canvas').getContext('webgl2')")
+        page.close()
+        if not has_webgl2:
+            pytest.skip("this Chromium offers no WebGL 2 even through SwiftShader")
+        yield b
+    finally:
+        b.close()
 
 
 @pytest.fixture

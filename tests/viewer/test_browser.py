@@ -90,7 +90,7 @@ def test_stack_scroll_shows_the_expected_slice_position(viewer_page_for, imaged_
     proc = imaged_exam()
     page = viewer_page_for("radiologist")
     open_viewer(page, proc.study_instance_uid)
-    expect(page.get_by_test_id("ov-position")).to_have_text(f"Pos: {Z0:.2f} mm")
+    expect(page.get_by_test_id("ov-position")).to_have_text(f"Pos: {Z0:.2f} mm", timeout=30_000)
     page.get_by_test_id("viewport-main").hover()
     for _ in range(slice_of(SZ)):
         page.keyboard.press("ArrowDown")
@@ -98,8 +98,10 @@ def test_stack_scroll_shows_the_expected_slice_position(viewer_page_for, imaged_
         "(z) => { const v = window.risViewer.state().viewports[0]; return Math.abs(v.slicePosition - z) < 1e-3; }",
         arg=SZ,
     )
-    expect(page.get_by_test_id("ov-position")).to_have_text(f"Pos: {SZ:.2f} mm")
-    expect(page.get_by_test_id("ov-image")).to_have_text(f"Im: {slice_of(SZ) + 1} / {PHANTOM['slices']}")
+    expect(page.get_by_test_id("ov-position")).to_have_text(f"Pos: {SZ:.2f} mm", timeout=30_000)
+    expect(page.get_by_test_id("ov-image")).to_have_text(
+        f"Im: {slice_of(SZ) + 1} / {PHANTOM['slices']}", timeout=30_000
+    )
     page.mouse.wheel(0, 120)  # the wheel scrolls one slice on
     page.wait_for_function(
         "(z) => Math.abs(window.risViewer.state().viewports[0].slicePosition - z) < 1e-3", arg=SZ + SP
@@ -122,7 +124,7 @@ def test_window_level_preset_changes_rendered_pixels(viewer_page_for, imaged_exa
     page.get_by_test_id("preset").select_option("bone")  # W 2000 / L 500: 40 HU → 69, 1000 HU → 191
     assert abs(wait_gray(page, "main", tissue, 55, 85) - 69) <= 10
     assert abs(wait_gray(page, "main", sphere, 175, 205) - 191) <= 10
-    expect(page.get_by_test_id("ov-wl")).to_have_text("W: 2000 L: 500")
+    expect(page.get_by_test_id("ov-wl")).to_have_text("W: 2000 L: 500", timeout=30_000)
     page.get_by_test_id("preset").select_option("lung")  # W 1500 / L −600: 40 HU → 236
     assert abs(wait_gray(page, "main", tissue, 220, 250) - 236) <= 10
     page.keyboard.press("i")  # invert
