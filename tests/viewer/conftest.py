@@ -6,6 +6,8 @@ real rendering path runs in the tests; each browser test checks ``webgl2`` first
 
 from __future__ import annotations
 
+import contextlib
+
 import pytest
 
 from tests.factories import PatientFactory, ProcedureTypeFactory, StationFactory, make_order
@@ -92,7 +94,7 @@ def gl_browser(browser):
 
 
 @pytest.fixture
-def viewer_page_for(gl_browser, live_server, transactional_db, users):
+def viewer_page_for(gl_browser, live_server, live_server_quiesce, transactional_db, users):
     """A logged-in page in the WebGL browser: ``page = viewer_page_for("radiologist")``."""
     from django.conf import settings
     from django.test import Client
@@ -122,8 +124,10 @@ def viewer_page_for(gl_browser, live_server, transactional_db, users):
         return page
 
     yield make
+    # As page_for: no new request starts while the contexts close, then the live server drains.
     for context in contexts:
-        for p in context.pages:
-            # No request left in flight at teardown: stop loading before the server goes.
-            p.goto("about:blank")
+        with contextlib.suppress(Exception):
+            context.route("**/*", lambda route: route.abort())
+    for context in contexts:
         context.close()
+    live_server_quiesce.wait_idle()
