@@ -1061,6 +1061,8 @@ async function main() {
   createToolGroups();
   wireToolbar();
   buildLayout();
+  // Events can arrive before a debounced scroll settles: a slow refresh keeps the overlay true.
+  setInterval(scheduleOverlay, 250);
   let manifest;
   try {
     manifest = await fetchManifest(cfg.manifest);
