@@ -7,7 +7,7 @@ TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/ris
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/0
 DICOM_TESTS ?= tests/dicom tests/worklist/test_dicom_mpps.py tests/imaging/test_transfer_syntaxes.py tests/imaging/test_node_faults.py
 
-.PHONY: run test contract venv venv-dev messages lint typecheck migrate-check services bench clean lock audit
+.PHONY: run test contract venv venv-dev messages lint typecheck migrate-check services bench clean lock audit viewer
 
 # The typed domain layer: each app's services and selectors, as a module or a package.
 TYPED := $(sort $(patsubst %/__init__.py,%,$(wildcard */services.py */selectors.py \
@@ -43,6 +43,7 @@ run: venv messages
 	$(BIN)/python manage.py seed_demo
 	$(BIN)/python manage.py seed_department
 	$(BIN)/python manage.py seed_reports
+	$(BIN)/python manage.py seed_viewer_demo
 	$(BIN)/python manage.py runsystem
 
 ## make test: install, make sure PostgreSQL/Redis/DCMTK/Chromium are there, run the whole suite.
@@ -67,6 +68,10 @@ contract: venv-dev
 	bash scripts/ensure_services.sh
 	DATABASE_URL=$(TEST_DATABASE_URL) RIS_TEST_REDIS_URL=$(TEST_REDIS_URL) \
 		$(BIN)/pytest tests/api/test_schemathesis.py $(PYTEST_ARGS)
+
+## make viewer: rebuild the committed viewer bundle (static/viewer/) with Node/npm; see docs/viewer.md.
+viewer:
+	cd viewer/frontend && npm ci --no-audit --no-fund && node build.mjs
 
 lint: venv-dev
 	$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/lint-imports

@@ -52,6 +52,7 @@ INSTALLED_APPS = [
     "department",
     "integration",
     "fhir",
+    "viewer",
 ]
 
 MIDDLEWARE = [

@@ -36,6 +36,7 @@ urlpatterns = [
     path("", include("department.urls")),
     path("", include("audit.urls")),
     path("", include("integration.urls")),
+    path("", include("viewer.urls")),
 ]
 
 # Under /api/ an unknown URL or a server error is an RFC 9457 problem like every API error.
