@@ -1084,5 +1084,9 @@ def report_review_edit_and_sign(
             )
             expected_revision = report.revision
         return report_sign(
-            report=report, actor=actor, password=password, expected_revision=expected_revision, request=request
+            report=report,
+            actor=actor,
+            password=password,
+            expected_revision=expected_revision,
+            request=request,
         )

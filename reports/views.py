@@ -291,9 +291,7 @@ def autosave(request, pk: int):
         except ApplicationError as exc:
             message = exc.message
             report.refresh_from_db()
-    response = render(
-        request, "reports/_autosave.html", {"report": report, "message": message, "ok": saved}
-    )
+    response = render(request, "reports/_autosave.html", {"report": report, "message": message, "ok": saved})
     if saved:
         response["X-Saved"] = "1"  # the page's unsaved-edits guard marks the sent text as saved
     return response

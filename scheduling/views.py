@@ -52,6 +52,7 @@ from .models import (
 )
 from .selectors import board_for_day, day_bounds, procedure_list_for, station_day_slots
 from .services import (
+    DowntimeOverlapsBookings,
     allowed_actions,
     order_create,
     procedure_cancel,
@@ -546,6 +547,14 @@ def downtime_add_view(request):
                 end=end,
                 reason=form.cleaned_data["reason"],
                 actor=request.user,
+                confirm_overlaps=form.cleaned_data["confirm_overlaps"],
+            )
+        except DowntimeOverlapsBookings as exc:
+            # Confirm step: the booked patients are listed before anything is saved.
+            return render(
+                request,
+                "scheduling/downtime_confirm.html",
+                {"form": form, "overlaps": exc.overlaps, "station": form.cleaned_data["station"]},
             )
         except ApplicationError as exc:
             messages.error(request, translated(exc.message))

@@ -8,7 +8,8 @@ import pytest
 
 from reports.models import Report
 from tests.factories import PatientFactory
-from tests.reports.conftest import PASSWORD, make_exam, make_report  # noqa: F401  (fixtures)
+
+from .conftest import PASSWORD
 
 
 def _leave_prompts(page) -> list[str]:
