@@ -83,19 +83,32 @@ def _report_or_404(request, pk: int) -> Report:
 def reading_worklist(request):
     form = WorklistFilterForm(request.GET or None)
     filters = form.to_filters() if request.GET else WorklistFilterForm({}).to_filters()
-    rows, counts = selectors.reading_worklist(user=request.user, filters=filters)
-    rows = list(rows[:200])
+    per_page = int(getattr(settings, "RIS_READING_WORKLIST_PAGE_SIZE", selectors.READING_WORKLIST_PAGE_SIZE))
+    page, counts = selectors.reading_worklist_page(
+        user=request.user, filters=filters, page=request.GET.get("page"), per_page=max(1, per_page)
+    )
+    rows = list(page.object_list)
     audit_record(
         action="report.worklist",
         request=request,
         object_type="worklist",
-        detail={"filters": {k: v for k, v in request.GET.items() if v}, "rows": len(rows)},
+        detail={
+            "filters": {k: v for k, v in request.GET.items() if v and k != "page"},
+            "rows": len(rows),
+            "page": page.number,
+            "total": page.paginator.count,
+        },
     )
     params = request.GET.copy()
     params.pop("quick", None)
+    params.pop("page", None)
+    page_params = request.GET.copy()
+    page_params.pop("page", None)
     ctx = {
         "form": form if request.GET else WorklistFilterForm(),
         "rows": rows,
+        "page": page,
+        "page_query": page_params.urlencode(),
         "counts": counts,
         "quick": filters.quick,
         "quick_filters": [

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from registration.models import PregnancyStatus
 from reports import services as rep
 from scheduling import services as sched
-from registration.models import PregnancyStatus
 from tests.factories import PatientFactory, ProcedureTypeFactory, StationFactory, make_order
 
 BADGES = ["alert-temporary", "alert-allergies", "alert-medical", "alert-pregnancy"]
@@ -38,9 +38,7 @@ def test_every_page_shows_the_same_banner(page_for, users, language):
         is_temporary=True,
     )
     station = StationFactory(modality="CT")
-    order = make_order(
-        patient=patient, station=station, procedure_type=ProcedureTypeFactory(modality="CT")
-    )
+    order = make_order(patient=patient, station=station, procedure_type=ProcedureTypeFactory(modality="CT"))
     proc = order.procedures.get()
     sched.procedure_start(procedure=proc)
     sched.procedure_complete(procedure=proc)
