@@ -90,7 +90,8 @@ def test_grid_is_readable_filters_persist_and_export(page_for, users):
     assert page.locator('[data-testid="audit-results"] tbody tr').count() == 5
     with page.expect_download() as info:
         page.click('[data-testid="audit-export"]')
-    data = open(info.value.path(), encoding="utf-8").read()
+    with open(info.value.path(), encoding="utf-8") as fh:
+        data = fh.read()
     assert data.startswith("\ufeff")
     assert data.count("report.view") == PAGE_SIZE + 5 and "patient.view" not in data
     assert AuditEvent.objects.filter(
