@@ -182,13 +182,14 @@ class ProcedureTypeAdmin(RoleAdminMixin, admin.ModelAdmin):
         "code_value",
         "coding_scheme",
         "code_meaning",
+        "name_zh",
         "modality",
         "body_part",
         "duration_minutes",
         "active",
     )
     list_filter = ("modality", "body_part", "active")
-    search_fields = ("code_value", "code_meaning")
+    search_fields = ("code_value", "code_meaning", "name_zh")
     list_editable = ("active",)
 
     def save_model(self, request, obj, form, change):

@@ -64,6 +64,7 @@ class ProcedureTypeSerializer(serializers.ModelSerializer):
             "code_value",
             "coding_scheme",
             "code_meaning",
+            "name_zh",
             "modality",
             "body_part",
             "duration_minutes",
