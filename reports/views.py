@@ -58,10 +58,11 @@ def _audit_view(request, report: Report, action: str = "report.view") -> None:
 
 
 def _error(request, exc: ApplicationError) -> None:
-    text = exc.message
-    if exc.fields:
-        text += " " + " ".join(f"{k}: {' '.join(map(str, v))}" for k, v in exc.fields.items())
-    messages.error(request, text)
+    """The message and the field messages, in words (no internal field names)."""
+    parts = [str(exc.message)]
+    for errors in exc.fields.values():
+        parts += [str(e) for e in errors if str(e) not in parts]
+    messages.error(request, " ".join(parts))
 
 
 def _report_or_404(request, pk: int) -> Report:

@@ -561,9 +561,16 @@ def downtime_add_view(request):
         else:
             messages.success(request, _("Downtime added."))
     else:
+        # Field labels, not internal names, beside each message.
         messages.error(
             request,
-            " ".join(str(e) for errors in form.errors.values() for e in errors),
+            " ".join(
+                f"{form.fields[name].label}: {e}"
+                if name in form.fields and form.fields[name].label
+                else str(e)
+                for name, errors in form.errors.items()
+                for e in errors
+            ),
         )
     station_pk = request.POST.get("station", "")
     day = request.POST.get("day", "")

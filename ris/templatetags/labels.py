@@ -88,3 +88,42 @@ def chart_code_labels(element_id: str = "chart-code-labels"):
     labels = {code: str(label) for code, label in pairs}
     labels["LOW"] = _("Low stock")  # the materials figure's low-stock flag
     return json_script(labels, element_id)
+
+
+def _has_cjk(text: str) -> bool:
+    return any("\u3400" <= ch <= "\u9fff" or "\uf900" <= ch <= "\ufaff" for ch in text)
+
+
+@register.filter
+def person_name(value: str) -> str:
+    """A DICOM PN for people, as the patient banner shows names: ``Wang^XiaoDong=王^小东`` →
+    "王小东 (WANG XiaoDong)". Chinese components are joined without a space (PS3.5 6.2.1)."""
+    groups = (value or "").split("=")
+    alpha = [c for c in groups[0].split("^") if c] if groups else []
+    ideo = [c for c in groups[1].split("^") if c] if len(groups) > 1 else []
+    alpha_text = (
+        " ".join([alpha[0].upper(), *alpha[1:]]) if alpha and not _has_cjk(alpha[0]) else "".join(alpha)
+    )
+    ideo_text = "".join(ideo) if all(_has_cjk(c) for c in ideo) else " ".join(ideo)
+    if ideo_text and alpha_text:
+        return f"{ideo_text} ({alpha_text})"
+    return ideo_text or alpha_text
+
+
+@register.filter
+def dicom_time(value: str) -> str:
+    """A DICOM TM (``HHMMSS.FFFFFF``, or the old ``HH:MM:SS``) as ``12:00:00``; anything else as is."""
+    raw = (value or "").strip().replace(":", "")
+    digits = raw.split(".")[0]
+    if not digits.isdigit() or len(digits) not in (2, 4, 6):
+        return value or ""
+    parts = [digits[i : i + 2] for i in range(0, len(digits), 2)]
+    return ":".join(parts + ["00"] * (2 - len(parts[1:])) if len(parts) == 1 else parts)
+
+
+@register.filter
+def dicom_date(value) -> str:
+    """A DICOM DA (``20240131``) as ``2024-01-31``; dates and anything else unchanged."""
+    if isinstance(value, str) and len(value) == 8 and value.isdigit():
+        return f"{value[:4]}-{value[4:6]}-{value[6:]}"
+    return value

@@ -61,3 +61,18 @@ def test_worklist_pages_in_the_browser(page_for, make_exam, settings):
     assert page.locator('[data-testid="wl-next"]').count() == 0
     page.click('[data-testid="wl-prev"]')
     page.wait_for_url(lambda url: url.endswith("page=2"))
+
+
+@pytest.mark.browser
+def test_printing_the_reading_worklist_prints_only_the_list(page_for, make_exam):
+    exam = make_exam()
+    page = page_for("radiologist")
+    page.goto(f"{page.base_url}/reading/")
+    assert page.get_by_test_id("worklist-filters").is_visible()
+    page.emulate_media(media="print")
+    assert not page.get_by_test_id("worklist-filters").is_visible()
+    assert not page.get_by_test_id("open-next").is_visible()
+    assert not page.locator(".topbar").is_visible()
+    assert not page.locator('[data-testid="claim"]').first.is_visible()
+    assert page.get_by_test_id("reading-worklist").is_visible()
+    assert exam.order.accession_number in page.get_by_test_id("reading-worklist").inner_text()
