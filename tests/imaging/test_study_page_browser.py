@@ -50,7 +50,8 @@ def test_study_page_formats_pn_and_tm_without_overlap(page_for, receive, languag
     assert overlaps == 0
 
 
-def test_printing_the_console_prints_only_the_board(page_for):
+def test_printing_the_console_prints_only_the_board(page_for, settings):
+    settings.RIS_CONSOLE_POLL_SECONDS = 3600  # nothing in flight at teardown
     page = page_for("technologist")
     page.goto(f"{page.base_url}/console/")
     page.emulate_media(media="print")

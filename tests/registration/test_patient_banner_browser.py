@@ -26,7 +26,10 @@ def _banner(page, url: str) -> tuple[str, dict[str, str]]:
 
 @pytest.mark.browser
 @pytest.mark.parametrize("language", ["en", "zh-hans"])
-def test_every_page_shows_the_same_banner(page_for, users, language):
+def test_every_page_shows_the_same_banner(page_for, users, language, settings):
+    # No polling pages: nothing may still be in flight when the test ends.
+    settings.RIS_CONSOLE_POLL_SECONDS = 3600
+    settings.RIS_READING_WORKLIST_REFRESH_SECONDS = 3600
     patient = PatientFactory(
         family_name="Wang",
         given_name="XiaoDong",

@@ -72,6 +72,9 @@ def test_leaving_the_review_with_unsaved_edits_asks_first(page_for, make_report)
     _wait(page, lambda: prompts, "beforeunload prompt")
     assert prompts[0] == "beforeunload"
     assert Report.objects.get(pk=report.pk).status == "preliminary"  # stayed; nothing lost
+    # Having stayed, the button still works (asks again rather than doing nothing).
+    page.click('[data-testid="return"]')
+    _wait(page, lambda: len(prompts) == 2, "second beforeunload prompt")
 
 
 @pytest.mark.browser
@@ -84,6 +87,16 @@ def test_report_editor_and_addendum_ask_before_leaving(page_for, make_report):
     page.click("text=Release my claim")
     _wait(page, lambda: prompts, "beforeunload prompt on the editor")
     assert "Unsaved words." in page.input_value("#id_findings")
+    # Once the autosave has stored the text, leaving no longer asks (and no request is left
+    # in flight when the test ends).
+    page.wait_for_function(
+        "() => /Saved|已保存/.test(document.querySelector('[data-testid=autosave-status]').textContent)",
+        timeout=30_000,
+    )
+    page.click("text=Release my claim")
+    page.wait_for_url(re.compile(r"/reading/"))
+    assert len(prompts) == 1
+    assert "Unsaved words." in Report.objects.get(pk=draft.pk).findings
 
     final = make_report("final")
     rp = page_for("reviewer")
@@ -104,6 +117,7 @@ def test_patient_edit_asks_before_leaving(page_for):
     page.locator('[data-testid="patient-form"] input[type=text]').first.press_sequentially("x")
     page.locator("nav.mainnav a").first.click()
     _wait(page, lambda: prompts, "beforeunload prompt on the patient form")
+    page.wait_for_load_state("networkidle")  # e.g. the name preview request, before teardown
 
 
 def _wait(page, condition, what: str, timeout: float = 15.0) -> None:

@@ -45,6 +45,7 @@ def test_more_than_200_rows_are_reachable(client_for, make_exam, settings):
 @pytest.mark.browser
 def test_worklist_pages_in_the_browser(page_for, make_exam, settings):
     settings.RIS_READING_WORKLIST_PAGE_SIZE = 5
+    settings.RIS_READING_WORKLIST_REFRESH_SECONDS = 3600  # nothing in flight at teardown
     exams = [make_exam() for _ in range(12)]
     page = page_for("radiologist", language="zh-hans")
     page.goto(f"{page.base_url}/reading/?modality=CT")
@@ -64,7 +65,8 @@ def test_worklist_pages_in_the_browser(page_for, make_exam, settings):
 
 
 @pytest.mark.browser
-def test_printing_the_reading_worklist_prints_only_the_list(page_for, make_exam):
+def test_printing_the_reading_worklist_prints_only_the_list(page_for, make_exam, settings):
+    settings.RIS_READING_WORKLIST_REFRESH_SECONDS = 3600  # nothing in flight at teardown
     exam = make_exam()
     page = page_for("radiologist")
     page.goto(f"{page.base_url}/reading/")
