@@ -443,6 +443,7 @@ PROCEDURE_TYPE_FIELDS = frozenset(
         "code_value",
         "coding_scheme",
         "code_meaning",
+        "name_zh",
         "modality",
         "body_part",
         "duration_minutes",
