@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django import template
+from django.apps import apps
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
@@ -42,6 +43,15 @@ UNITS = {
 }
 
 
+def _choices(app_label: str, model: str, field: str) -> list[tuple[str, str]]:
+    """A field's choices looked up by name: the project package imports no domain app (the
+    apps plug in), and an app that is not installed simply has no labels."""
+    try:
+        return list(apps.get_model(app_label, model)._meta.get_field(field).choices or [])
+    except LookupError:
+        return []
+
+
 @register.filter
 def material_unit(code: str) -> str:
     return str(UNITS.get(code, code))
@@ -54,16 +64,12 @@ def procedure_action(code: str) -> str:
 
 @register.filter
 def procedure_status(code: str) -> str:
-    from scheduling.models import ProcedureStatus
-
-    return str(dict(ProcedureStatus.choices).get(code, code))
+    return str(dict(_choices("scheduling", "RequestedProcedure", "status")).get(code, code))
 
 
 @register.filter
 def report_status(code: str) -> str:
-    from reports.models import ReportStatus
-
-    return str(dict(ReportStatus.choices).get(code, code))
+    return str(dict(_choices("reports", "Report", "status")).get(code, code))
 
 
 @register.filter
@@ -81,10 +87,12 @@ def chart_code_labels(element_id: str = "chart-code-labels"):
     the current language, for department.js to label charts and tables with."""
     from django.utils.html import json_script
 
-    from department.models import MaterialKind
-    from scheduling.models import Priority, ProcedureStatus
-
-    pairs = [*Priority.choices, *ProcedureStatus.choices, *MaterialKind.choices, *UNITS.items()]
+    pairs = [
+        *_choices("scheduling", "Order", "priority"),
+        *_choices("scheduling", "RequestedProcedure", "status"),
+        *_choices("department", "MaterialItem", "kind"),
+        *UNITS.items(),
+    ]
     labels = {code: str(label) for code, label in pairs}
     labels["LOW"] = _("Low stock")  # the materials figure's low-stock flag
     return json_script(labels, element_id)
