@@ -6,7 +6,7 @@ from django.db import migrations
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('department', '0006_drop_backlog_index'),
+        ('department', '0007_milestone_arrival_after_reschedule'),
     ]
 
     operations = [

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('scheduling', '0004_verbose_names'),
+        ('scheduling', '0005_verbose_names'),
     ]
 
     operations = [

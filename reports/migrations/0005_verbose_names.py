@@ -6,7 +6,7 @@ from django.db import migrations
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('reports', '0002_immutability_and_search'),
+        ('reports', '0004_events_append_only'),
     ]
 
     operations = [

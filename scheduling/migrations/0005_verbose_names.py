@@ -6,7 +6,7 @@ from django.db import migrations
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('scheduling', '0003_sps_exclusive_slot'),
+        ('scheduling', '0004_events_append_only'),
     ]
 
     operations = [
