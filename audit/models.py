@@ -7,12 +7,13 @@ a patient can never cascade into the evidence.
 """
 
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 
 
 class Outcome(models.TextChoices):
-    SUCCESS = "success", "success"
-    FAILURE = "failure", "failure"
-    DENIED = "denied", "denied"
+    SUCCESS = "success", _("Success")
+    FAILURE = "failure", _("Failure")
+    DENIED = "denied", _("Denied")
 
 
 class AuditEvent(models.Model):
@@ -30,6 +31,8 @@ class AuditEvent(models.Model):
     detail = models.JSONField(default=dict, blank=True)
 
     class Meta:
+        verbose_name = _("audit event")
+        verbose_name_plural = _("audit events")
         ordering = ["-at", "-id"]
         indexes = [models.Index(fields=["patient_ref", "at"]), models.Index(fields=["action", "at"])]
 

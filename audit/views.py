@@ -6,9 +6,13 @@ audit event (``audit.search``), so reading the evidence leaves evidence.
 
 from __future__ import annotations
 
+import csv
+import json
 from datetime import datetime, time, timedelta
 
 from django import forms
+from django.conf import settings
+from django.http import StreamingHttpResponse
 from django.shortcuts import render
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
@@ -94,16 +98,24 @@ def _page_number(raw) -> int:
         return 1
 
 
+def _search(params) -> tuple[AuditSearchForm, dict | None]:
+    """The form and the selector's filters (None when the form is invalid); no filter = all."""
+    form = AuditSearchForm(params or None)
+    if not form.is_bound:
+        return form, {}
+    return form, (form.filters() if form.is_valid() else None)
+
+
 @require_GET
 @role_required("audit.view")
 def event_list(request):
     params = request.GET.copy()
     number = _page_number(params.pop("page", ["1"])[-1])
-    form = AuditSearchForm(params or None)
+    form, filters = _search(params)
     page = None
-    if form.is_bound and form.is_valid():
-        filters = form.filters()
+    if filters is not None:
         page = Page(audit_event_list(**filters), number)
+        # First visit (no filter) is still a read of the audit log.
         audit_record(
             action="audit.search",
             request=request,
@@ -111,21 +123,109 @@ def event_list(request):
             patient_id=(filters.get("patient_ids") or [None])[0],
             detail=search_detail(params.dict()) | {"page": number, "shown": len(page.object_list)},
         )
-    elif not form.is_bound:
-        # First visit: the latest events, no filter. Still a read of the audit log.
-        page = Page(audit_event_list(), number)
-        audit_record(
-            action="audit.search",
-            request=request,
-            object_type="audit_event",
-            detail={"query": {}, "page": number, "shown": len(page.object_list)},
-        )
+        for e in page.object_list:
+            e.detail_items = detail_items(e.detail)
     patients = _patient_labels(page.object_list) if page else {}
     return render(
         request,
         "audit/event_list.html",
         {"form": form, "page": page, "query": params.urlencode(), "patients": patients},
     )
+
+
+def detail_items(detail) -> list[tuple[str, str]]:
+    """An event's detail as readable "key: value" pairs (nested values as compact JSON)."""
+    if not isinstance(detail, dict):
+        return [("", _compact(detail))] if detail not in (None, "", [], {}) else []
+    return [(str(k), v if isinstance(v, str) else _compact(v)) for k, v in detail.items()]
+
+
+def _compact(value) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(", ", ": "), default=str)
+
+
+EXPORT_COLUMNS = [
+    _("Time"),
+    _("User"),
+    _("Role"),
+    _("Source IP"),
+    _("Source AE"),
+    _("Action"),
+    _("Object type"),
+    _("Object ID"),
+    _("Patient"),
+    _("Outcome"),
+    _("Detail"),
+]
+
+
+class _Echo:
+    def write(self, value):
+        return value
+
+
+@require_GET
+@role_required("audit.view")
+def event_export(request):
+    """CSV of every event matching the filters (newest first, capped), UTF-8 with a BOM so that
+    spreadsheet programs show Chinese correctly. The export is itself an audit event."""
+    params = request.GET.copy()
+    params.pop("page", None)
+    form, filters = _search(params)
+    if filters is None:
+        return render(request, "audit/event_list.html", {"form": form, "page": None, "query": ""}, status=400)
+    limit = int(getattr(settings, "RIS_AUDIT_EXPORT_MAX_ROWS", 100_000))
+    qs = audit_event_list(**filters)
+    rows = min(qs.count(), limit)
+    audit_record(
+        action="audit.export",
+        request=request,
+        object_type="audit_event",
+        patient_id=(filters.get("patient_ids") or [None])[0],
+        detail=search_detail(params.dict()) | {"rows": rows, "format": "csv"},
+    )
+    writer = csv.writer(_Echo())
+
+    def lines():
+        yield "\ufeff" + writer.writerow([str(c) for c in EXPORT_COLUMNS])
+        chunk: list = []
+        for event in qs[:limit].iterator(chunk_size=2000):
+            chunk.append(event)
+            if len(chunk) == 2000:
+                yield from _csv_rows(writer, chunk)
+                chunk = []
+        yield from _csv_rows(writer, chunk)
+
+    stamp = timezone.localtime().strftime("%Y%m%d-%H%M")
+    response = StreamingHttpResponse(lines(), content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="audit-{stamp}.csv"'
+    return response
+
+
+def _cell(value: str) -> str:
+    """No spreadsheet formulas from logged input (CSV injection): a leading = + - @ is quoted."""
+    return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
+
+
+def _csv_rows(writer, events):
+    _patient_labels(events)
+    for e in events:
+        yield writer.writerow(
+            _cell(str(v))
+            for v in [
+                timezone.localtime(e.at).strftime("%Y-%m-%d %H:%M:%S"),
+                e.actor_username,
+                e.role,
+                e.source_ip or "",
+                e.source_ae,
+                e.action,
+                e.object_type,
+                e.object_id,
+                e.patient_label,
+                e.get_outcome_display(),
+                _compact(e.detail) if e.detail else "",
+            ]
+        )
 
 
 def _patient_labels(events) -> dict[int, str]:

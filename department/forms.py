@@ -18,6 +18,10 @@ class DowntimeForm(forms.Form):
         label=_("To"), widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M")
     )
     reason = forms.CharField(label=_("Reason"), max_length=255)
+    # Shown (and required to proceed) only once the overlapping bookings were listed.
+    confirm_overlaps = forms.BooleanField(
+        required=False, label=_("I have seen the booked exams; record the downtime anyway")
+    )
 
     def clean(self):
         data = super().clean()

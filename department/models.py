@@ -40,8 +40,9 @@ class MaterialItem(models.Model):
     active = models.BooleanField(_("Active"), default=True)
 
     class Meta:
-        ordering = ["kind", "code"]
         verbose_name = _("material item")
+        verbose_name_plural = _("material items")
+        ordering = ["kind", "code"]
 
     def __str__(self) -> str:
         return f"{self.code} {self.name}"
@@ -74,6 +75,8 @@ class MaterialUsage(models.Model):
     at = models.DateTimeField(db_index=True)
 
     class Meta:
+        verbose_name = _("material usage")
+        verbose_name_plural = _("material usages")
         ordering = ["-at", "-id"]
         indexes = [models.Index(fields=["item", "at"], name="matusage_item_at")]
         constraints = [models.CheckConstraint(condition=models.Q(quantity__gt=0), name="matusage_qty_pos")]
@@ -99,6 +102,8 @@ class MaterialReceipt(models.Model):
     at = models.DateTimeField(db_index=True)
 
     class Meta:
+        verbose_name = _("material receipt")
+        verbose_name_plural = _("material receipts")
         ordering = ["-at", "-id"]
         constraints = [models.CheckConstraint(condition=models.Q(quantity__gt=0), name="matreceipt_qty_pos")]
 
@@ -139,6 +144,8 @@ class ProcedureMilestone(models.Model):
     addendum = models.DateTimeField(null=True)
 
     class Meta:
+        verbose_name = _("procedure milestone")
+        verbose_name_plural = _("procedure milestones")
         indexes = [
             models.Index(fields=["ordered"], name="milestone_ordered"),
             models.Index(fields=["prelim"], name="milestone_prelim"),
@@ -163,6 +170,10 @@ class MilestoneSyncState(models.Model):
     procedure_event_id = models.BigIntegerField(default=0)
     report_event_id = models.BigIntegerField(default=0)
     synced_at = models.DateTimeField(null=True)
+
+    class Meta:
+        verbose_name = _("milestone sync state")
+        verbose_name_plural = _("milestone sync states")
 
     def __str__(self) -> str:
         return f"milestones synced to {self.procedure_event_id}/{self.report_event_id}"

@@ -125,11 +125,12 @@ def figure_csv(request, name: str):
 def equipment(request):
     can_manage = has_permission(request.user, "station.manage")
     form = DowntimeForm(request.POST or None)
+    overlaps = []
     if request.method == "POST":
         if not can_manage:
             return HttpResponse(status=403)
         if form.is_valid():
-            from scheduling.services import station_add_downtime
+            from scheduling.services import DowntimeOverlapsBookings, station_add_downtime
 
             try:
                 station_add_downtime(
@@ -138,7 +139,10 @@ def equipment(request):
                     end=form.cleaned_data["end"],
                     reason=form.cleaned_data["reason"],
                     actor=request.user,
+                    confirm_overlaps=form.cleaned_data["confirm_overlaps"],
                 )
+            except DowntimeOverlapsBookings as exc:
+                overlaps = exc.overlaps  # listed above the form; saved only once confirmed
             except ApplicationError as exc:
                 form.add_error(None, exc.message)
             else:
@@ -151,6 +155,7 @@ def equipment(request):
         stations=selectors.station_status_list(),
         downtimes=selectors.downtime_list(since=since),
         form=form,
+        overlaps=overlaps,
         can_manage=can_manage,
         can_end=_end_downtime_service() is not None,
         now=timezone.now(),

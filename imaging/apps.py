@@ -1,4 +1,5 @@
 from django.apps import AppConfig
+from django.utils.translation import gettext_lazy as _
 
 
 def _fix_pydicom_iso_ir_58() -> None:
@@ -16,7 +17,7 @@ def _fix_pydicom_iso_ir_58() -> None:
 
 class ImagingConfig(AppConfig):
     name = "imaging"
-    verbose_name = "Imaging"
+    verbose_name = _("Imaging")
 
     def ready(self) -> None:
         from scheduling import signals

@@ -41,6 +41,8 @@ class ReceivedObject(models.Model):
     indexed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
+        verbose_name = _("received object")
+        verbose_name_plural = _("received objects")
         ordering = ["id"]
         indexes = [
             models.Index(
@@ -75,6 +77,8 @@ class DuplicateConflict(models.Model):
     )
 
     class Meta:
+        verbose_name = _("duplicate conflict")
+        verbose_name_plural = _("duplicate conflicts")
         ordering = ["-received_at"]
         constraints = [
             models.UniqueConstraint(fields=["original", "sha256"], name="uniq_conflict_per_content")
@@ -122,8 +126,9 @@ class Study(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
+        verbose_name = _("study")
+        verbose_name_plural = _("studies")
         ordering = ["-created_at"]
-        verbose_name_plural = "studies"
 
     def __str__(self) -> str:
         return self.study_instance_uid
@@ -153,8 +158,9 @@ class Series(models.Model):
     )
 
     class Meta:
+        verbose_name = _("series")
+        verbose_name_plural = _("series")
         ordering = ["series_number", "id"]
-        verbose_name_plural = "series"
 
     def __str__(self) -> str:
         return self.series_instance_uid
@@ -183,6 +189,8 @@ class Instance(models.Model):
     transfer_syntax_uid = models.CharField(max_length=64)
 
     class Meta:
+        verbose_name = _("instance")
+        verbose_name_plural = _("instances")
         ordering = ["instance_number", "id"]
 
     def __str__(self) -> str:
@@ -215,6 +223,8 @@ class StudyLink(models.Model):
     note = models.CharField(max_length=255, blank=True)
 
     class Meta:
+        verbose_name = _("study link")
+        verbose_name_plural = _("study links")
         ordering = ["-linked_at", "-id"]
         constraints = [
             models.UniqueConstraint(
@@ -254,6 +264,8 @@ class ReconciliationItem(models.Model):
     resolution = models.CharField(max_length=255, blank=True)
 
     class Meta:
+        verbose_name = _("reconciliation item")
+        verbose_name_plural = _("reconciliation items")
         ordering = ["-created_at", "-id"]
         constraints = [
             models.UniqueConstraint(

@@ -75,6 +75,8 @@ class Patient(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
+        verbose_name = _("patient")
+        verbose_name_plural = _("patients")
         ordering = ["family_name", "given_name", "id"]
         constraints = [
             models.UniqueConstraint(fields=["issuer", "patient_id"], name="uniq_patient_id_issuer")

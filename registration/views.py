@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 
+from django import forms
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.db.models import Min
@@ -249,22 +250,72 @@ def patient_detail_view(request, pk: int):
     )
 
 
+_SEEN_SALT = "registration.patient_edit.seen"
+
+
+def _shown_values(patient) -> dict[str, str]:
+    """The edit form's values as a person reads them (for "what changed meanwhile")."""
+    values = PatientForm.initial_for(patient)
+    values["birth_date"] = patient.birth_date.isoformat() if patient.birth_date else ""
+    values["sex"] = str(patient.get_sex_display() or "")
+    values["pregnancy_status"] = str(patient.get_pregnancy_status_display() or "")
+    values["is_temporary"] = str(_("Yes") if patient.is_temporary else _("No"))
+    return {k: str(v or "") for k, v in values.items()}
+
+
+def _changed_meanwhile(request, patient, form) -> list[tuple[str, str, str, str]]:
+    """(field, when you opened the form, saved now by someone else, your entry) per field the
+    other user changed; empty when the snapshot in the form cannot be read."""
+    from django.core import signing
+
+    try:
+        seen = signing.loads(request.POST.get("seen", ""), salt=_SEEN_SALT)
+    except signing.BadSignature:
+        return []
+    now = _shown_values(patient)
+    out = []
+    for name, value in now.items():
+        if seen.get(name, "") != value:
+            field = form.fields.get(name)
+            yours = request.POST.get(name, "")
+            if isinstance(field, forms.BooleanField):
+                yours = str(_("Yes") if yours else _("No"))
+            elif field is not None and hasattr(field, "choices") and yours:
+                yours = str({str(k): v for k, v in field.choices}.get(yours, yours))
+            out.append((str(field.label if field else name), seen.get(name, ""), value, yours))
+    return out
+
+
 @never_cache
 @require_http_methods(["GET", "POST"])
 @role_required("patient.update")
 def patient_edit_view(request, pk: int):
+    from django.core import signing
+
+    from audit.models import AuditEvent
+
     patient = get_object_or_404(patient_list(), pk=pk)
     version = patient.updated_at.isoformat()
+    changes, changed_by = [], None
     if request.method == "POST":
         form = PatientForm(request.POST, editing=True)
         if form.is_valid() and request.POST.get("version") != version:
             # Someone else saved this patient after the form was opened: do not overwrite
-            # silently. The input stays; saving again (with the new version) is a conscious choice.
+            # silently. The input stays, the other person's changes are shown; saving again
+            # (with the new version) is a conscious choice.
             form.add_error(
                 None,
                 _(
                     "Someone else changed this patient while you were editing. Check the values below and save again."
                 ),
+            )
+            changes = _changed_meanwhile(request, patient, form)
+            changed_by = (
+                AuditEvent.objects.filter(
+                    action="patient.update", object_type="patient", object_id=str(patient.pk)
+                )
+                .order_by("-at", "-id")
+                .first()
             )
         elif form.is_valid():
             try:
@@ -281,5 +332,14 @@ def patient_edit_view(request, pk: int):
     return render(
         request,
         "registration/patient_form.html",
-        {"form": form, "patient": patient, "editing": True, "version": version, **_name_context(form)},
+        {
+            "form": form,
+            "patient": patient,
+            "editing": True,
+            "version": version,
+            "seen": signing.dumps(_shown_values(patient), salt=_SEEN_SALT),
+            "changes": changes,
+            "changed_by": changed_by,
+            **_name_context(form),
+        },
     )

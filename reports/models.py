@@ -61,6 +61,8 @@ class ReportTemplate(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
+        verbose_name = _("report template")
+        verbose_name_plural = _("report templates")
         ordering = ["modality", "name"]
 
     def __str__(self) -> str:
@@ -81,6 +83,8 @@ class ReportSnippet(models.Model):
     active = models.BooleanField(default=True)
 
     class Meta:
+        verbose_name = _("report snippet")
+        verbose_name_plural = _("report snippets")
         ordering = ["section", "label"]
 
     def __str__(self) -> str:
@@ -124,6 +128,8 @@ class Report(models.Model):
     search_text = models.TextField(blank=True, editable=False)
 
     class Meta:
+        verbose_name = _("report")
+        verbose_name_plural = _("reports")
         ordering = ["-created_at"]
         indexes = [models.Index(fields=["status", "signed_at"], name="report_status_signed")]
         constraints = [
@@ -162,6 +168,8 @@ class ReportVersion(InsertOnlyModel):
     content_hash = models.CharField(max_length=64)
 
     class Meta:
+        verbose_name = _("report version")
+        verbose_name_plural = _("report versions")
         ordering = ["report", "number"]
         constraints = [models.UniqueConstraint(fields=["report", "number"], name="uniq_report_version")]
         indexes = [models.Index(fields=["report", "kind"], name="reportversion_kind")]
@@ -181,6 +189,8 @@ class Addendum(InsertOnlyModel):
     content_hash = models.CharField(max_length=64)
 
     class Meta:
+        verbose_name = _("addendum")
+        verbose_name_plural = _("addenda")
         ordering = ["report", "number"]
         constraints = [models.UniqueConstraint(fields=["report", "number"], name="uniq_report_addendum")]
 
@@ -211,6 +221,8 @@ class Signature(InsertOnlyModel):
     content_hash = models.CharField(max_length=64)
 
     class Meta:
+        verbose_name = _("signature")
+        verbose_name_plural = _("signatures")
         ordering = ["signed_at", "id"]
         constraints = [
             models.CheckConstraint(
@@ -249,6 +261,8 @@ class ReportEvent(AppendOnlyModel):
     detail = models.JSONField(default=dict, blank=True)
 
     class Meta:
+        verbose_name = _("report event")
+        verbose_name_plural = _("report events")
         ordering = ["at", "id"]
         indexes = [models.Index(fields=["action", "at"], name="reportevent_action_at")]
 
@@ -289,6 +303,8 @@ class CriticalResult(models.Model):
     note = models.TextField(blank=True)
 
     class Meta:
+        verbose_name = _("critical result")
+        verbose_name_plural = _("critical results")
         ordering = ["due_at"]
 
     def __str__(self) -> str:
@@ -317,6 +333,8 @@ class PeerReview(models.Model):
     scored_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
+        verbose_name = _("peer review")
+        verbose_name_plural = _("peer reviews")
         ordering = ["-assigned_at"]
         constraints = [models.UniqueConstraint(fields=["report", "reviewer"], name="uniq_peer_review")]
 
@@ -344,6 +362,8 @@ class ReportRelease(InsertOnlyModel):
     content_hash = models.CharField(max_length=64, blank=True)
 
     class Meta:
+        verbose_name = _("report release")
+        verbose_name_plural = _("report releases")
         ordering = ["-at"]
 
     def __str__(self) -> str:

@@ -13,6 +13,7 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 
 from django.conf import settings
+from django.core.paginator import Page, Paginator
 from django.db.models import Case, Count, IntegerField, Prefetch, Q, QuerySet, Value, When
 from django.db.models.functions import Coalesce
 from django.urls import NoReverseMatch, reverse
@@ -121,6 +122,21 @@ def reading_worklist(
     # Per-modality counters (before the modality filter, so the chips show where the work is).
     counts["modalities"] = _modality_counts(filters, user)
     return rows, counts
+
+
+READING_WORKLIST_PAGE_SIZE = 50
+
+
+def reading_worklist_page(
+    *, user, filters: WorklistFilters, page: int | str | None = 1, per_page: int = READING_WORKLIST_PAGE_SIZE
+) -> tuple[Page, dict[str, int]]:
+    """One page of the reading worklist, with ``page.paginator.count`` the total behind the counter.
+
+    The interface the pages use: filters and a page number in, a Django ``Page`` and the
+    counters out (a faster query can replace ``reading_worklist`` behind it).
+    """
+    rows, counts = reading_worklist(user=user, filters=filters)
+    return Paginator(rows, per_page).get_page(page), counts
 
 
 def _modality_counts(filters: WorklistFilters, user) -> list[tuple[str, int]]:

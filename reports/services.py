@@ -1054,3 +1054,41 @@ def peer_review_score(*, review, actor, score: str, comment: str = "", request=N
         )
     review.refresh_from_db()
     return review
+
+
+def report_review_edit_and_sign(
+    *,
+    report,
+    actor,
+    findings: str,
+    impression: str,
+    password: str | None,
+    expected_revision: int | None = None,
+    request=None,
+) -> Signature:
+    """The reviewer signs exactly the text on the screen: their edits are saved and signed at once.
+
+    Either both happen or neither (one transaction); the password is checked first, outside it,
+    so a refused attempt is audited and nothing is saved.
+    """
+    report = _load(report)
+    _require(actor, "report.sign", report=report, request=request)
+    _check_password(actor=actor, password=password, report=report, request=request, action="report.sign")
+    with transaction.atomic():
+        if (report.findings, report.impression) != (findings, impression):
+            report = report_review_edit(
+                report=report,
+                actor=actor,
+                findings=findings,
+                impression=impression,
+                expected_revision=expected_revision,
+                request=request,
+            )
+            expected_revision = report.revision
+        return report_sign(
+            report=report,
+            actor=actor,
+            password=password,
+            expected_revision=expected_revision,
+            request=request,
+        )

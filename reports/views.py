@@ -58,10 +58,11 @@ def _audit_view(request, report: Report, action: str = "report.view") -> None:
 
 
 def _error(request, exc: ApplicationError) -> None:
-    text = exc.message
-    if exc.fields:
-        text += " " + " ".join(f"{k}: {' '.join(map(str, v))}" for k, v in exc.fields.items())
-    messages.error(request, text)
+    """The message and the field messages, in words (no internal field names)."""
+    parts = [str(exc.message)]
+    for errors in exc.fields.values():
+        parts += [str(e) for e in errors if str(e) not in parts]
+    messages.error(request, " ".join(parts))
 
 
 def _report_or_404(request, pk: int) -> Report:
@@ -83,19 +84,32 @@ def _report_or_404(request, pk: int) -> Report:
 def reading_worklist(request):
     form = WorklistFilterForm(request.GET or None)
     filters = form.to_filters() if request.GET else WorklistFilterForm({}).to_filters()
-    rows, counts = selectors.reading_worklist(user=request.user, filters=filters)
-    rows = list(rows[:200])
+    per_page = int(getattr(settings, "RIS_READING_WORKLIST_PAGE_SIZE", selectors.READING_WORKLIST_PAGE_SIZE))
+    page, counts = selectors.reading_worklist_page(
+        user=request.user, filters=filters, page=request.GET.get("page"), per_page=max(1, per_page)
+    )
+    rows = list(page.object_list)
     audit_record(
         action="report.worklist",
         request=request,
         object_type="worklist",
-        detail={"filters": {k: v for k, v in request.GET.items() if v}, "rows": len(rows)},
+        detail={
+            "filters": {k: v for k, v in request.GET.items() if v and k != "page"},
+            "rows": len(rows),
+            "page": page.number,
+            "total": page.paginator.count,
+        },
     )
     params = request.GET.copy()
     params.pop("quick", None)
+    params.pop("page", None)
+    page_params = request.GET.copy()
+    page_params.pop("page", None)
     ctx = {
         "form": form if request.GET else WorklistFilterForm(),
         "rows": rows,
+        "page": page,
+        "page_query": page_params.urlencode(),
         "counts": counts,
         "quick": filters.quick,
         "quick_filters": [
@@ -273,7 +287,7 @@ def autosave(request, pk: int):
     """htmx autosave: saves a version when the text changed; answers with the new revision."""
     report = _report_or_404(request, pk)
     form = EditorForm(request.POST)
-    status, message = 200, ""
+    saved, message = False, ""
     if form.is_valid():
         d = form.cleaned_data
         try:
@@ -287,12 +301,14 @@ def autosave(request, pk: int):
                 autosave=True,
             )
             message = _("Saved %(time)s") % {"time": timezone.localtime().strftime("%H:%M:%S")}
+            saved = True
         except ApplicationError as exc:
-            status, message = 200, exc.message
+            message = exc.message
             report.refresh_from_db()
-    return render(
-        request, "reports/_autosave.html", {"report": report, "message": message, "ok": status == 200}
-    )
+    response = render(request, "reports/_autosave.html", {"report": report, "message": message, "ok": saved})
+    if saved:
+        response["X-Saved"] = "1"  # the page's unsaved-edits guard marks the sent text as saved
+    return response
 
 
 # ---------------------------------------------------------------------------------------
@@ -339,17 +355,33 @@ def review(request, pk: int):
                     messages.success(request, _("Your edits were saved; the difference is shown below."))
                     return redirect("reports:review", pk=pk)
             elif action == "sign":
-                sign_form = SignForm(request.POST)
-                if sign_form.is_valid():
-                    services.report_sign(
+                # One form: what is on the screen is what is signed (edits are saved with it).
+                sign_form, editor = SignForm(request.POST), EditorForm(request.POST)
+                if sign_form.is_valid() and editor.is_valid():
+                    d = editor.cleaned_data
+                    on_screen = (
+                        (d["findings"], d["impression"])
+                        if "findings" in request.POST
+                        else (report.findings, report.impression)
+                    )
+                    edited = on_screen != (report.findings, report.impression)
+                    services.report_review_edit_and_sign(
                         report=report,
                         actor=request.user,
+                        findings=on_screen[0],
+                        impression=on_screen[1],
                         password=sign_form.cleaned_data["password"],
                         expected_revision=sign_form.cleaned_data["revision"],
                         request=request,
                     )
-                    messages.success(request, _("Report signed."))
-                    return redirect("reports:detail", pk=pk)
+                    messages.success(
+                        request,
+                        _("Report signed with your edits; the changes are shown below.")
+                        if edited
+                        else _("Report signed."),
+                    )
+                    target = reverse("reports:detail", kwargs={"pk": pk})
+                    return redirect(f"{target}?changes=1" if edited else target)
             elif action == "return":
                 return_form = ReturnForm(request.POST)
                 if return_form.is_valid():

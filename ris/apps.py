@@ -1,6 +1,7 @@
 from django.apps import AppConfig
+from django.utils.translation import gettext_lazy as _
 
 
 class RisConfig(AppConfig):
     name = "ris"
-    verbose_name = "RIS core"
+    verbose_name = _("RIS core")

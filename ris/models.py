@@ -1,4 +1,5 @@
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 
 
 class IdentifierCounter(models.Model):
@@ -10,6 +11,10 @@ class IdentifierCounter(models.Model):
 
     name = models.CharField(max_length=32, primary_key=True)
     value = models.BigIntegerField(default=0)
+
+    class Meta:
+        verbose_name = _("identifier counter")
+        verbose_name_plural = _("identifier counters")
 
     def __str__(self) -> str:
         return f"{self.name}={self.value}"
@@ -23,6 +28,10 @@ class StaffProfile(models.Model):
     title = models.CharField(max_length=64, blank=True)
     # Comma-separated modalities a technologist works on; empty = all.
     modalities = models.CharField(max_length=64, blank=True)
+
+    class Meta:
+        verbose_name = _("staff profile")
+        verbose_name_plural = _("staff profiles")
 
     def __str__(self) -> str:
         return self.printed_name or self.user.get_username()

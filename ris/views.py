@@ -34,3 +34,14 @@ def healthz(request):
     with connection.cursor() as cur:
         cur.execute("SELECT 1")
     return JsonResponse({"status": "ok"})
+
+
+def favicon(request):
+    """``/favicon.ico``, which browsers ask for on their own: the RIS icon instead of a 404."""
+    from django.conf import settings
+    from django.http import HttpResponse
+
+    data = (settings.BASE_DIR / "static" / "favicon.svg").read_bytes()
+    response = HttpResponse(data, content_type="image/svg+xml")
+    response["Cache-Control"] = "public, max-age=86400"
+    return response

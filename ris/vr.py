@@ -31,15 +31,25 @@ _IS_RE = re.compile(r"^[ ]*[+-]?\d+[ ]*$")
 
 def _no_control(value: str, vr: str) -> None:
     if _CONTROL.search(value):
-        raise ValidationError(_("%(vr)s value contains control characters."), params={"vr": vr})
+        raise ValidationError(
+            _(
+                "This text contains invisible control characters (such as a tab or a line break); remove them."
+            ),
+            params={"vr": vr},
+            code="control_characters",
+        )
     if _BACKSLASH in value:
-        raise ValidationError(_("%(vr)s value must not contain a backslash."), params={"vr": vr})
+        raise ValidationError(
+            _("The backslash character \\ cannot be stored here; remove it."),
+            params={"vr": vr},
+            code="backslash",
+        )
 
 
 def _max_len(value: str, limit: int, vr: str) -> None:
     if len(value) > limit:
         raise ValidationError(
-            _("%(vr)s value is longer than %(limit)d characters."),
+            _("This is too long: at most %(limit)d characters."),
             params={"vr": vr, "limit": limit},
             code="max_length",
         )
@@ -68,9 +78,7 @@ def validate_lo(value: str) -> None:
 def validate_cs(value: str) -> None:
     _max_len(value, CS_MAX, "CS")
     if not _CS_RE.match(value):
-        raise ValidationError(
-            _("Code string may contain only upper-case letters, digits, space and underscore.")
-        )
+        raise ValidationError(_("Use only capital letters A–Z, digits 0–9, spaces and underscores."))
 
 
 def validate_ui(value: str) -> None:
@@ -85,7 +93,12 @@ def validate_pn_component(value: str) -> None:
     """One component of a PN group: no ^, =, backslash or control characters."""
     _no_control(value, "PN")
     if "^" in value or "=" in value:
-        raise ValidationError(_("Name parts must not contain '^' or '='."))
+        raise ValidationError(
+            _(
+                "A name cannot contain the characters ^ or = (the imaging equipment uses them to separate name parts); remove them."
+            ),
+            code="pn_separator",
+        )
 
 
 def validate_pn(value: str) -> None:

@@ -1,12 +1,17 @@
 """Admin for the department's configuration (stations, downtime, catalog) and a read-only
 order list. Orders and procedure states change only through the services."""
 
+from django import forms
 from django.contrib import admin
+from django.utils.formats import date_format
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
 
 from audit.services import audit_record
 from ris.admin import RoleAdminMixin
 
 from .models import Order, ProcedureType, RequestedProcedure, Station, StationDowntime
+from .selectors import downtime_overlapping_bookings
 from .services import (
     PROCEDURE_TYPE_FIELDS,
     STATION_FIELDS,
@@ -31,10 +36,16 @@ def _changed(obj, form, allowed) -> dict:
     return {name: getattr(obj, name) for name in form.changed_data if name in allowed}
 
 
-def _downtime_add(request, obj) -> None:
-    # New downtime goes through the service (validation and audit), like the calendar page.
+def _downtime_add(request, obj, *, confirm_overlaps: bool = False) -> None:
+    # New downtime goes through the service (validation and audit), like the calendar page;
+    # the form has listed the booked exams it overlaps and had that confirmed.
     created = station_add_downtime(
-        station=obj.station, start=obj.start, end=obj.end, reason=obj.reason, actor=request.user
+        station=obj.station,
+        start=obj.start,
+        end=obj.end,
+        reason=obj.reason,
+        actor=request.user,
+        confirm_overlaps=confirm_overlaps,
     )
     _saved_by_service(obj, created)
     obj.created_by = created.created_by
@@ -52,10 +63,47 @@ def _downtime_change(request, obj) -> None:
     )
 
 
+class DowntimeAdminForm(forms.ModelForm):
+    """Lists the booked exams a downtime falls on and saves only once that is confirmed."""
+
+    confirm_overlaps = forms.BooleanField(
+        required=False, label=_("Record it although it overlaps booked exams")
+    )
+
+    class Meta:
+        model = StationDowntime
+        fields = ("station", "start", "end", "reason")
+
+    def clean(self):
+        data = super().clean()
+        station = data.get("station") or getattr(self.instance, "station", None)
+        start, end = data.get("start"), data.get("end")
+        if station and station.pk and start and end and end > start:
+            self.overlaps = downtime_overlapping_bookings(station=station, start=start, end=end)
+            if self.overlaps and not data.get("confirm_overlaps"):
+                listing = "; ".join(
+                    f"{date_format(s.start, 'Y-m-d H:i')} {s.requested_procedure.order.patient.display_name}"
+                    f" ({s.requested_procedure.order.accession_number})"
+                    for s in self.overlaps
+                )
+                n = len(self.overlaps)
+                self.add_error(
+                    "confirm_overlaps",
+                    ngettext(
+                        "This downtime overlaps %(n)d booked exam: %(list)s. Tick the box to record it anyway.",
+                        "This downtime overlaps %(n)d booked exams: %(list)s. Tick the box to record it anyway.",
+                        n,
+                    )
+                    % {"n": n, "list": listing},
+                )
+        return data
+
+
 class StationDowntimeInline(RoleAdminMixin, admin.TabularInline):
     model = StationDowntime
+    form = DowntimeAdminForm
     extra = 0
-    fields = ("start", "end", "reason", "created_by")
+    fields = ("start", "end", "reason", "confirm_overlaps", "created_by")
     readonly_fields = ("created_by",)
 
 
@@ -95,13 +143,20 @@ class StationAdmin(RoleAdminMixin, admin.ModelAdmin):
             station_delete_downtime(downtime=obj.pk, actor=request.user, request=request)
         for obj, _fields in formset.changed_objects:
             _downtime_change(request, obj)
+        confirmed = {
+            id(f.instance): f.cleaned_data.get("confirm_overlaps", False)
+            for f in formset.forms
+            if f.is_valid()
+        }
         for obj in formset.new_objects:
-            _downtime_add(request, obj)
+            _downtime_add(request, obj, confirm_overlaps=confirmed.get(id(obj), False))
         return None
 
 
 @admin.register(StationDowntime)
 class StationDowntimeAdmin(RoleAdminMixin, admin.ModelAdmin):
+    form = DowntimeAdminForm
+    fields = ("station", "start", "end", "reason", "confirm_overlaps", "created_by")
     list_display = ("station", "start", "end", "reason", "created_by")
     list_filter = ("station",)
     date_hierarchy = "start"
@@ -111,7 +166,7 @@ class StationDowntimeAdmin(RoleAdminMixin, admin.ModelAdmin):
         if change:
             _downtime_change(request, obj)
         else:
-            _downtime_add(request, obj)
+            _downtime_add(request, obj, confirm_overlaps=form.cleaned_data.get("confirm_overlaps", False))
 
     def delete_model(self, request, obj):
         station_delete_downtime(downtime=obj.pk, actor=request.user, request=request)
@@ -127,13 +182,14 @@ class ProcedureTypeAdmin(RoleAdminMixin, admin.ModelAdmin):
         "code_value",
         "coding_scheme",
         "code_meaning",
+        "name_zh",
         "modality",
         "body_part",
         "duration_minutes",
         "active",
     )
     list_filter = ("modality", "body_part", "active")
-    search_fields = ("code_value", "code_meaning")
+    search_fields = ("code_value", "code_meaning", "name_zh")
     list_editable = ("active",)
 
     def save_model(self, request, obj, form, change):

@@ -1,4 +1,5 @@
 from django.apps import AppConfig
+from django.utils.translation import gettext_lazy as _
 
 
 def _move_orders(sender, *, source_patient_id: int, target_patient_id: int, **kwargs) -> dict[str, int]:
@@ -10,7 +11,7 @@ def _move_orders(sender, *, source_patient_id: int, target_patient_id: int, **kw
 
 class SchedulingConfig(AppConfig):
     name = "scheduling"
-    verbose_name = "Scheduling"
+    verbose_name = _("Scheduling")
 
     def ready(self) -> None:
         from registration.signals import patient_merging

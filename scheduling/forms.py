@@ -191,6 +191,8 @@ class DowntimeForm(FrontDeskForm):
     )
     end_time = forms.TimeField(label=_("To"), widget=forms.TimeInput(attrs={"type": "time"}, format="%H:%M"))
     reason = forms.CharField(label=_("Reason"), max_length=255)
+    # Set by the confirm step, after the overlapping bookings were shown.
+    confirm_overlaps = forms.BooleanField(required=False, widget=forms.HiddenInput)
 
     def clean(self):
         data = super().clean()

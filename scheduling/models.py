@@ -70,6 +70,8 @@ class Station(models.Model):
     active = models.BooleanField(_("Active"), default=True)
 
     class Meta:
+        verbose_name = _("station")
+        verbose_name_plural = _("stations")
         ordering = ["modality", "ae_title"]
 
     def __str__(self) -> str:
@@ -108,6 +110,8 @@ class StationDowntime(models.Model):
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
 
     class Meta:
+        verbose_name = _("station downtime")
+        verbose_name_plural = _("station downtimes")
         ordering = ["start"]
         constraints = [
             models.CheckConstraint(
@@ -125,6 +129,9 @@ class ProcedureType(models.Model):
         _("Coding scheme"), max_length=16, default="99RIS", validators=[validate_sh]
     )
     code_meaning = models.CharField(_("Meaning"), max_length=64, validators=[validate_lo])
+    # What Chinese-speaking staff read on the pages; DICOM (MWL, studies) keeps code_meaning,
+    # which every station's character set can carry.
+    name_zh = models.CharField(_("Name (Simplified Chinese)"), max_length=64, blank=True)
     modality = models.CharField(_("Modality"), max_length=16, choices=Modality.choices)
     body_part = models.CharField(_("Body part"), max_length=16, blank=True, validators=[validate_cs])
     duration_minutes = models.PositiveSmallIntegerField(_("Duration (minutes)"), default=15)
@@ -132,13 +139,24 @@ class ProcedureType(models.Model):
     active = models.BooleanField(default=True)
 
     class Meta:
+        verbose_name = _("procedure type")
+        verbose_name_plural = _("procedure types")
         ordering = ["modality", "code_meaning"]
         constraints = [
             models.UniqueConstraint(fields=["coding_scheme", "code_value"], name="uniq_procedure_code")
         ]
 
     def __str__(self) -> str:
-        return f"{self.code_value} {self.code_meaning}"
+        return f"{self.code_value} {self.display_name}"
+
+    @property
+    def display_name(self) -> str:
+        """The name in the page's language: ``name_zh`` for 简体中文 when set, else the code meaning."""
+        from django.utils.translation import get_language
+
+        if self.name_zh and (get_language() or "").lower().startswith("zh"):
+            return self.name_zh
+        return self.code_meaning
 
     def clean(self):
         # The code goes out on every worklist: validate it against its VRs (ris/vr.py) at
@@ -207,6 +225,8 @@ class Order(models.Model):
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
 
     class Meta:
+        verbose_name = _("order")
+        verbose_name_plural = _("orders")
         ordering = ["-created_at"]
         indexes = [models.Index(fields=["placer_order_number"], name="order_placer_number")]
         constraints = [
@@ -269,6 +289,8 @@ class RequestedProcedure(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
+        verbose_name = _("requested procedure")
+        verbose_name_plural = _("requested procedures")
         ordering = ["id"]
 
     def __str__(self) -> str:
@@ -299,6 +321,8 @@ class ScheduledProcedureStep(models.Model):
     exclusive_slot = models.BooleanField(default=True, db_default=True)
 
     class Meta:
+        verbose_name = _("scheduled procedure step")
+        verbose_name_plural = _("scheduled procedure steps")
         ordering = ["start"]
         indexes = [
             models.Index(fields=["station", "start"], name="sps_station_start"),
@@ -347,6 +371,8 @@ class ProcedureEvent(AppendOnlyModel):
     detail = models.JSONField(default=dict, blank=True)
 
     class Meta:
+        verbose_name = _("procedure event")
+        verbose_name_plural = _("procedure events")
         ordering = ["at", "id"]
         indexes = [models.Index(fields=["to_status", "at"], name="procevent_status_at")]
 

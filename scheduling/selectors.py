@@ -116,3 +116,25 @@ def board_for_day(*, user, day: date) -> dict[str, list[RequestedProcedure]]:
         key = ProcedureStatus.COMPLETED if proc.status == ProcedureStatus.DISCONTINUED else proc.status
         columns.setdefault(key, []).append(proc)
     return columns
+
+
+def downtime_overlapping_bookings(
+    *, station: Station | int, start: datetime, end: datetime
+) -> list[ScheduledProcedureStep]:
+    """The live bookings (scheduled, arrived, started) a downtime [start, end) on ``station`` would hit.
+
+    Shown before a downtime is saved (calendar, equipment page, admin, API) and the list a
+    rebooking step works from; oldest first, with patient, order and procedure loaded.
+    """
+    station_id = station.pk if isinstance(station, Station) else int(station)
+    return list(
+        ScheduledProcedureStep.objects.filter(
+            station_id=station_id, status__in=BOOKING_SPS_STATUSES, start__lt=end, end__gt=start
+        )
+        .select_related(
+            "station",
+            "requested_procedure__order__patient",
+            "requested_procedure__procedure_type",
+        )
+        .order_by("start", "pk")
+    )

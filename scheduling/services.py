@@ -535,6 +535,7 @@ PROCEDURE_TYPE_FIELDS = frozenset(
         "code_value",
         "coding_scheme",
         "code_meaning",
+        "name_zh",
         "modality",
         "body_part",
         "duration_minutes",
@@ -666,12 +667,47 @@ def procedure_type_update(
     return obj
 
 
+class DowntimeOverlapsBookings(Conflict):
+    """The downtime would fall on booked patients; the caller shows them and asks to confirm."""
+
+    code = "downtime_overlaps_bookings"
+
+    def __init__(self, message: str, *, overlaps: list):
+        self.overlaps = overlaps
+        super().__init__(
+            message,
+            fields={
+                "confirm_overlaps": [
+                    f"{timezone.localtime(s.start):%Y-%m-%d %H:%M} {s.requested_procedure.order.accession_number}"
+                    for s in overlaps
+                ]
+            },
+        )
+
+
 @transaction.atomic
 def station_add_downtime(
-    *, station: Station, start: datetime, end: datetime, reason: str, actor=None
+    *,
+    station: Station,
+    start: datetime,
+    end: datetime,
+    reason: str,
+    actor=None,
+    confirm_overlaps: bool = False,
 ) -> StationDowntime:
+    """Record a downtime. Over live bookings it is refused unless ``confirm_overlaps`` says the
+    person saw the list (``scheduling.selectors.downtime_overlapping_bookings``)."""
     if end <= start:
         raise ApplicationError("Downtime must end after it starts.", fields={"end": ["Before start."]})
+    from .selectors import downtime_overlapping_bookings  # selectors import this module
+
+    Station.objects.select_for_update().filter(pk=station.pk).first()  # serialise with bookings
+    overlaps = downtime_overlapping_bookings(station=station, start=start, end=end)
+    if overlaps and not confirm_overlaps:
+        raise DowntimeOverlapsBookings(
+            f"This downtime overlaps {len(overlaps)} booked exam(s); confirm to record it anyway.",
+            overlaps=overlaps,
+        )
     downtime = StationDowntime.objects.create(
         station=station,
         start=start,
@@ -684,7 +720,11 @@ def station_add_downtime(
         actor=actor,
         object_type="station",
         object_id=station.pk,
-        detail={"start": start.isoformat(), "end": end.isoformat()},
+        detail={
+            "start": start.isoformat(),
+            "end": end.isoformat(),
+            "overlapping_steps": [step.pk for step in overlaps],
+        },
     )
     return downtime
 

@@ -53,6 +53,7 @@ from .models import (
 )
 from .selectors import board_for_day, day_bounds, procedure_list_for, station_day_slots
 from .services import (
+    DowntimeOverlapsBookings,
     allowed_actions,
     order_create,
     procedure_book,
@@ -551,15 +552,30 @@ def downtime_add_view(request):
                 end=end,
                 reason=form.cleaned_data["reason"],
                 actor=request.user,
+                confirm_overlaps=form.cleaned_data["confirm_overlaps"],
+            )
+        except DowntimeOverlapsBookings as exc:
+            # Confirm step: the booked patients are listed before anything is saved.
+            return render(
+                request,
+                "scheduling/downtime_confirm.html",
+                {"form": form, "overlaps": exc.overlaps, "station": form.cleaned_data["station"]},
             )
         except ApplicationError as exc:
             messages.error(request, translated(exc.message))
         else:
             messages.success(request, _("Downtime added."))
     else:
+        # Field labels, not internal names, beside each message.
         messages.error(
             request,
-            " ".join(str(e) for errors in form.errors.values() for e in errors),
+            " ".join(
+                f"{form.fields[name].label}: {e}"
+                if name in form.fields and form.fields[name].label
+                else str(e)
+                for name, errors in form.errors.items()
+                for e in errors
+            ),
         )
     station_pk = request.POST.get("station", "")
     day = request.POST.get("day", "")

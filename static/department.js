@@ -5,6 +5,14 @@
   var PALETTE = ["#1f6feb", "#f0883e", "#2da44e", "#bf3989", "#8250df", "#d4a72c", "#1b7c83", "#cf222e",
     "#57606a", "#0969da", "#9a6700", "#116329"];
 
+  // Codes inside figures (priorities, statuses) in the page's language (labels.chart_code_labels).
+  var CODES = {};
+  function loadCodes() {
+    var node = document.getElementById("chart-code-labels");
+    if (node) { try { CODES = JSON.parse(node.textContent); } catch (e) { CODES = {}; } }
+  }
+  function word(v) { return (typeof v === "string" && Object.prototype.hasOwnProperty.call(CODES, v)) ? CODES[v] : v; }
+
   function el(tag, text) { var e = document.createElement(tag); if (text !== undefined) e.textContent = text; return e; }
 
   function renderTable(box, fig) {
@@ -14,7 +22,7 @@
     var tbody = el("tbody");
     fig.rows.forEach(function (row) {
       var r = el("tr");
-      row.forEach(function (v) { r.appendChild(el("td", v === null ? "—" : String(v))); });
+      row.forEach(function (v) { r.appendChild(el("td", v === null ? "—" : String(word(v)))); });
       tbody.appendChild(r);
     });
     table.appendChild(tbody);
@@ -30,7 +38,7 @@
     var stacked = chart.type === "stacked";
     var datasets = chart.datasets.map(function (d, i) {
       var color = PALETTE[i % PALETTE.length];
-      return { label: d.label, data: d.data, backgroundColor: color, borderColor: color, borderWidth: 1 };
+      return { label: word(d.label), data: d.data, backgroundColor: color, borderColor: color, borderWidth: 1 };
     });
     var axisTitle = chart.unit ? { display: true, text: chart.unit } : { display: false };
     var valueAxis = { beginAtZero: true, stacked: stacked, title: axisTitle };
@@ -39,7 +47,7 @@
     if (old) old.destroy();
     new window.Chart(canvas, {
       type: chart.type === "line" ? "line" : "bar",
-      data: { labels: chart.labels, datasets: datasets },
+      data: { labels: (chart.labels || []).map(word), datasets: datasets },
       options: {
         responsive: true,
         maintainAspectRatio: false,
@@ -64,6 +72,7 @@
   }
 
   document.addEventListener("DOMContentLoaded", function () {
+    loadCodes();
     document.querySelectorAll("[data-figure][data-json-url]").forEach(load);
   });
 })();

@@ -6,7 +6,7 @@ import hashlib
 from dataclasses import dataclass
 from datetime import date
 
-from django.db.models import Count, Prefetch, QuerySet
+from django.db.models import Count, Prefetch, Q, QuerySet
 
 from scheduling.models import (
     PRIORITY_RANK,
@@ -27,7 +27,9 @@ COLUMNS = (
     ("scheduled", (S.SCHEDULED,)),
     ("arrived", (S.ARRIVED,)),
     ("in_progress", (S.IN_PROGRESS,)),
-    ("completed", (S.COMPLETED, S.DISCONTINUED, S.CANCELLED)),
+    ("completed", (S.COMPLETED, S.DISCONTINUED)),
+    # Never performed: not "completed" (issue 9 item 20), but still on the day's board.
+    ("cancelled", (S.CANCELLED,)),
 )
 
 
@@ -151,10 +153,26 @@ class ImageCheck:
     series: list[SeriesCheck]
     reported: int
     received: int
+    # False when the exam's station has never sent an MPPS (inferred from history: some
+    # modalities do not send MPPS at all); then a series missing from MPPS is no warning.
+    mpps_expected: bool = True
 
     @property
     def complete(self) -> bool:
+        if not self.mpps_expected:
+            return bool(self.series) and all(s.received for s in self.series)
         return bool(self.series) and all(s.ok for s in self.series)
+
+
+def station_sends_mpps(proc: RequestedProcedure, mpps_list: list[PerformedProcedureStep]) -> bool:
+    """Whether MPPS is expected for this exam: it has one, or its station has ever sent one."""
+    if mpps_list:
+        return True
+    stations = [s.station for s in proc.steps.all()]
+    aes = [st.ae_title for st in stations]
+    return PerformedProcedureStep.objects.filter(
+        Q(station__in=stations) | Q(source_ae__in=aes) | Q(performed_station_ae__in=aes)
+    ).exists()
 
 
 def image_check(proc: RequestedProcedure, mpps_list: list[PerformedProcedureStep]) -> ImageCheck | None:
@@ -196,6 +214,7 @@ def image_check(proc: RequestedProcedure, mpps_list: list[PerformedProcedureStep
         series=series,
         reported=sum(v[1] for v in reported.values()),
         received=sum(v[1] for v in received.values()),
+        mpps_expected=station_sends_mpps(proc, mpps_list),
     )
 
 

@@ -68,8 +68,9 @@ class PerformedProcedureStep(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
-        ordering = ["-created_at"]
         verbose_name = _("performed procedure step")
+        verbose_name_plural = _("performed procedure steps")
+        ordering = ["-created_at"]
 
     def __str__(self) -> str:
         return f"MPPS {self.sop_instance_uid} {self.status}"
@@ -90,6 +91,8 @@ class MPPSEvent(models.Model):
     detail = models.JSONField(default=dict, blank=True)
 
     class Meta:
+        verbose_name = _("MPPS event")
+        verbose_name_plural = _("MPPS events")
         ordering = ["at", "id"]
 
     def __str__(self) -> str:
@@ -119,6 +122,8 @@ class MPPSException(models.Model):
     resolution = models.CharField(max_length=255, blank=True)
 
     class Meta:
+        verbose_name = _("MPPS exception")
+        verbose_name_plural = _("MPPS exceptions")
         ordering = ["-created_at"]
         indexes = [models.Index(fields=["resolved_at", "created_at"], name="mppsexc_open")]
 
@@ -145,6 +150,8 @@ class ExamNote(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
+        verbose_name = _("exam note")
+        verbose_name_plural = _("exam notes")
         ordering = ["created_at", "id"]
 
     def __str__(self) -> str:
@@ -165,6 +172,8 @@ class ScheduledStationAlternate(models.Model):
     position = models.PositiveSmallIntegerField(default=1)
 
     class Meta:
+        verbose_name = _("alternate station")
+        verbose_name_plural = _("alternate stations")
         ordering = ["step", "position"]
         constraints = [models.UniqueConstraint(fields=["step", "ae_title"], name="uniq_sps_alt_station")]
         indexes = [models.Index(fields=["ae_title"], name="sps_alt_station_ae")]

@@ -41,6 +41,7 @@ COLUMN_LABELS = {
     "arrived": ProcedureStatus.ARRIVED.label,
     "in_progress": ProcedureStatus.IN_PROGRESS.label,
     "completed": ProcedureStatus.COMPLETED.label,
+    "cancelled": ProcedureStatus.CANCELLED.label,
 }
 CONSOLE_ACTIONS = ("arrive", "start", "complete", "discontinue")
 

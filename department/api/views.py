@@ -82,7 +82,8 @@ class FigureViewSet(viewsets.ViewSet):
     @action(detail=True, methods=["get"])
     def csv(self, request, name=None):
         fig = self._figure(request, name)
-        response = HttpResponse(fig.csv(), content_type="text/csv; charset=utf-8")
+        # A BOM, as on the page's CSV, so that spreadsheet programs read the UTF-8 (Chinese) text.
+        response = HttpResponse("\ufeff" + fig.csv(), content_type="text/csv; charset=utf-8")
         response["Content-Disposition"] = f'attachment; filename="{name}.csv"'
         return response
 

@@ -15,6 +15,7 @@ from scheduling.models import (
     RequestedProcedure,
     ScheduledProcedureStep,
     Station,
+    StationDowntime,
 )
 
 
@@ -37,6 +38,28 @@ class StationSerializer(serializers.ModelSerializer):
         ]
 
 
+class DowntimeCreateSerializer(serializers.Serializer):
+    start = serializers.DateTimeField()
+    end = serializers.DateTimeField()
+    reason = serializers.CharField(max_length=255)
+    confirm_overlaps = serializers.BooleanField(
+        default=False,
+        help_text="Record the downtime although it overlaps booked exams. Without it, such a "
+        "downtime is refused with 409 listing the overlapping bookings.",
+    )
+
+    def validate(self, data):
+        if data["end"] <= data["start"]:
+            raise serializers.ValidationError({"end": ["Downtime must end after it starts."]})
+        return data
+
+
+class DowntimeSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = StationDowntime
+        fields = ["id", "station", "start", "end", "reason"]
+
+
 class ProcedureTypeSerializer(serializers.ModelSerializer):
     class Meta:
         model = ProcedureType
@@ -45,6 +68,7 @@ class ProcedureTypeSerializer(serializers.ModelSerializer):
             "code_value",
             "coding_scheme",
             "code_meaning",
+            "name_zh",
             "modality",
             "body_part",
             "duration_minutes",

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.db.models import Prefetch
 from django_filters import rest_framework as filters
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
@@ -24,6 +24,8 @@ from scheduling.selectors import procedure_list_for
 
 from .serializers import (
     BookSerializer,
+    DowntimeCreateSerializer,
+    DowntimeSerializer,
     OrderCreateSerializer,
     OrderSerializer,
     ProcedureEventSerializer,
@@ -42,6 +44,7 @@ class StationViewSet(viewsets.ModelViewSet):
         "create": "station.manage",
         "update": "station.manage",
         "partial_update": "station.manage",
+        "downtime": "station.manage",
     }
     http_method_names = ["get", "post", "put", "patch", "head", "options"]
     serializer_class = StationSerializer
@@ -60,6 +63,26 @@ class StationViewSet(viewsets.ModelViewSet):
             request=self.request,
             **serializer.validated_data,
         )
+
+    @extend_schema(
+        request=DowntimeCreateSerializer,
+        responses={
+            201: DowntimeSerializer,
+            400: OpenApiResponse(description="Invalid times or reason."),
+            409: OpenApiResponse(
+                description="The downtime overlaps booked exams (listed in `errors.confirm_overlaps`); "
+                "send `confirm_overlaps: true` to record it anyway."
+            ),
+        },
+    )
+    @action(detail=True, methods=["post"])
+    def downtime(self, request, pk=None):
+        """Record a downtime on the station (blocks its slots on the booking calendar)."""
+        station = self.get_object()
+        data = DowntimeCreateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        created = services.station_add_downtime(station=station, actor=request.user, **data.validated_data)
+        return Response(DowntimeSerializer(created).data, status=status.HTTP_201_CREATED)
 
 
 class ProcedureTypeViewSet(viewsets.ModelViewSet):

@@ -45,7 +45,7 @@ def test_read_write_submit_sign_release_addendum(page_for, make_exam, users):
     assert routine.order.accession_number == rows.nth(1).get_attribute("data-accession")
     rows.first.locator('[data-testid="claim"]').click()
     page.wait_for_url(re.compile(r"/reports/\d+/edit/"))
-    assert acc in page.locator('[data-testid="patient-banner"]').inner_text()
+    assert acc in page.locator('[data-testid="exam-order"]').inner_text()
     # The most specific template was preloaded; switch to the Chinese one.
     assert page.input_value("#id_findings") == "Lungs clear."
     page.once("dialog", lambda d: d.accept())

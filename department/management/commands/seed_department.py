@@ -225,4 +225,5 @@ class Command(BaseCommand):
             end=start + timedelta(hours=2),
             reason="Detector calibration",
             actor=actor,
+            confirm_overlaps=True,  # demo history: yesterday's exams are past anyway
         )

@@ -189,6 +189,22 @@ def _signal_group(proc: subprocess.Popen, sig: int) -> None:
         os.killpg(proc.pid, sig)
 
 
+def startup_banner(*, web: str, children: list[str] | None = None) -> str:
+    """What ``make run`` prints once everything is started: where each part answers."""
+    base = f"http://{web}"
+    return (
+        f"\nRIS running:\n"
+        f"  web        {base}/\n"
+        f"  API docs   {base}/api/docs/   (schema {base}/api/schema/)\n"
+        f"  admin      {base}/admin/\n"
+        f"  DICOM      {settings.RIS_DICOM_AE_TITLE}@{settings.RIS_DICOM_BIND_ADDRESS}:{settings.RIS_DICOM_PORT}\n"
+        f"  worker     {'celery' if settings.CELERY_BROKER_URL else 'eager (no broker)'}\n"
+        + (f"children: {', '.join(children)} (restarted when they exit)\n" if children else "")
+        + "Demo logins (password demo-<username>): frontdesk, tech, radiologist, reviewer, head, admin\n"
+        "Ctrl-C stops everything.\n"
+    )
+
+
 class Command(ServerCommand):
     help = (
         "Run web + DICOM node (+ Celery worker and beat when a broker is configured), restarting dead ones."
@@ -211,16 +227,8 @@ class Command(ServerCommand):
             backoff=options["backoff"],
             max_backoff=options["max_backoff"],
         )
-        host = options["web"]
         self.stdout.write(
-            self.style.SUCCESS(
-                f"\nRIS running: web http://{host}/  "
-                f"DICOM {settings.RIS_DICOM_AE_TITLE}@{settings.RIS_DICOM_BIND_ADDRESS}:{settings.RIS_DICOM_PORT}  "
-                f"worker: {'celery' if settings.CELERY_BROKER_URL else 'eager (no broker)'}\n"
-                f"children: {', '.join(name for name, _ in specs)} (restarted when they exit)\n"
-                "Demo logins (password demo-<username>): frontdesk, tech, radiologist, reviewer, head, admin\n"
-                "Ctrl-C stops everything.\n"
-            )
+            self.style.SUCCESS(startup_banner(web=options["web"], children=[name for name, _ in specs]))
         )
         self.stdout.flush()
         self.supervisor.run()

@@ -73,6 +73,23 @@ CATALOG = [
     ("USTHYR", "Ultrasound Thyroid", "US", "NECK", 15, ""),
     ("USBREAST", "Ultrasound Breast", "US", "BREAST", 15, ""),
 ]
+# The names Chinese-speaking staff read (ProcedureType.name_zh); DICOM keeps the English meaning.
+CATALOG_ZH = {
+    "CTHEAD": "头颅CT平扫",
+    "CTCHEST": "胸部CT平扫",
+    "CTCHESTC": "胸部CT增强",
+    "CTABD": "全腹部CT增强",
+    "CTLDCT": "低剂量肺癌筛查CT",
+    "MRBRAIN": "头颅MR",
+    "MRLSPINE": "腰椎MR",
+    "MRKNEE": "膝关节MR",
+    "DXCHEST": "胸部正侧位X线片",
+    "DXHAND": "手部X线片",
+    "DXLSPINE": "腰椎X线片",
+    "USABD": "腹部超声",
+    "USTHYR": "甲状腺超声",
+    "USBREAST": "乳腺超声",
+}
 
 CHINESE_NAMES = [
     "王小东",
@@ -233,12 +250,17 @@ class Command(BaseCommand):
                 code_value=code,
                 defaults={
                     "code_meaning": meaning,
+                    "name_zh": CATALOG_ZH.get(code, ""),
                     "modality": modality,
                     "body_part": body,
                     "duration_minutes": minutes,
                     "preparation": prep,
                 },
             )
+            if not pt.name_zh and CATALOG_ZH.get(code):
+                # A catalogue seeded before names had a Chinese form gets it now.
+                pt.name_zh = CATALOG_ZH[code]
+                pt.save(update_fields=["name_zh"])
             out.append(pt)
         return out
 
