@@ -50,6 +50,9 @@ class Period:
         return q
 
 
+YEARS = (1900, 2999)
+
+
 def period_from_params(params, *, default_days: int = 30) -> Period:
     """``?from=YYYY-MM-DD&to=YYYY-MM-DD&modality=CT`` (dates inclusive, local time)."""
     from scheduling.models import Modality
@@ -62,10 +65,15 @@ def period_from_params(params, *, default_days: int = 30) -> Period:
         if not raw:
             return default
         try:
-            return date.fromisoformat(raw)
+            value = date.fromisoformat(raw)
         except ValueError:
             errors[name] = [_("Use the format YYYY-MM-DD.")]
             return default
+        # A day near year 1 or 9999 overflows when its local midnight becomes a UTC datetime.
+        if not YEARS[0] <= value.year <= YEARS[1]:
+            errors[name] = [_("Choose a date between %(a)s and %(b)s.") % {"a": YEARS[0], "b": YEARS[1]}]
+            return default
+        return value
 
     last = parse("to", today)
     first = parse("from", last - timedelta(days=default_days - 1))
