@@ -80,20 +80,60 @@ class LiveServerQuiesce:
     thread, holding database locks while the test database is flushed — the deadlock seen at
     teardown. A connection counts from the moment the server accepts it until its handler
     thread ends (after the response is closed and Django's request_finished ran); a connection
-    still waiting in the listen backlog shows as a readable listening socket.
+    still waiting in the listen backlog shows as a readable listening socket. Requests in the
+    WSGI application are counted too, so that an idle socket can be told from a running request.
     """
+
+    # An open connection with no request started or finished for this long is an idle
+    # keep-alive or preconnected socket (Chromium may hold one after its context closed): it
+    # holds no database lock, so it is not waited for. A request in the application always is.
+    IDLE_SOCKET_SECONDS = 2.0
 
     def __init__(self, httpd):
         import threading
+        import time
 
         self.httpd = httpd
         self.open = 0
+        self.active = 0
+        self.last_activity = time.monotonic()
         self.cond = threading.Condition()
         process_request, process_request_thread = httpd.process_request, httpd.process_request_thread
+        app = httpd.get_app()
+        quiesce = self
+
+        class _Counted:
+            """The WSGI response; the server calls close() once it has sent it."""
+
+            def __init__(self, result):
+                self.result = result
+
+            def __iter__(self):
+                return iter(self.result)
+
+            def close(self):
+                try:
+                    if hasattr(self.result, "close"):
+                        self.result.close()
+                finally:
+                    quiesce._request_done()
+
+        def counted_app(environ, start_response):
+            with self.cond:
+                self.active += 1
+                self.last_activity = time.monotonic()
+            try:
+                return _Counted(app(environ, start_response))
+            except BaseException:
+                self._request_done()
+                raise
+
+        httpd.set_app(counted_app)
 
         def counted_process_request(request, client_address):
             with self.cond:
                 self.open += 1
+                self.last_activity = time.monotonic()
             try:
                 process_request(request, client_address)
             except BaseException:
@@ -114,6 +154,14 @@ class LiveServerQuiesce:
             self.open -= 1
             self.cond.notify_all()
 
+    def _request_done(self) -> None:
+        import time
+
+        with self.cond:
+            self.active -= 1
+            self.last_activity = time.monotonic()
+            self.cond.notify_all()
+
     def _backlog(self) -> bool:
         import select
 
@@ -128,8 +176,9 @@ class LiveServerQuiesce:
         quiet_since = None
         with self.cond:
             while True:
-                idle = self.open == 0 and not self._backlog()
                 now = time.monotonic()
+                sockets_idle = self.open == 0 or now - self.last_activity >= self.IDLE_SOCKET_SECONDS
+                idle = self.active == 0 and sockets_idle and not self._backlog()
                 if idle:
                     quiet_since = quiet_since or now
                     if now - quiet_since >= 0.2:
@@ -137,7 +186,9 @@ class LiveServerQuiesce:
                 else:
                     quiet_since = None
                 if now >= deadline:
-                    raise AssertionError(f"live server still has {self.open} connection(s) in flight")
+                    raise AssertionError(
+                        f"live server still has {self.active} request(s) and {self.open} connection(s) in flight"
+                    )
                 self.cond.wait(0.05)
 
 

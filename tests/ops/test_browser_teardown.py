@@ -49,3 +49,17 @@ def test_quiesce_counts_connections(live_server, live_server_quiesce):
     finally:
         sock.close()
     live_server_quiesce.wait_idle(timeout=30)
+
+
+@pytest.mark.django_db
+def test_quiesce_does_not_wait_for_an_idle_socket(live_server, live_server_quiesce):
+    """A connection that sends nothing for a while (a browser's preconnect or keep-alive socket
+    after its context closed) holds no lock: teardown goes on once it has been quiet."""
+    host, port = live_server.thread.host, live_server.thread.port
+    sock = socket.create_connection((host, port))
+    try:
+        started = time.monotonic()
+        live_server_quiesce.wait_idle(timeout=30)
+        assert time.monotonic() - started >= live_server_quiesce.IDLE_SOCKET_SECONDS - 0.1
+    finally:
+        sock.close()
