@@ -39,7 +39,9 @@ def test_readiness_reports_each_dependency(client, settings, dicom_node):
     settings.RIS_DICOM_PORT, settings.RIS_DICOM_BIND_ADDRESS = dicom_node.port, "127.0.0.1"
     settings.CELERY_BROKER_URL = os.environ.get("RIS_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
     settings.RIS_HEALTH_MIN_FREE_MB = 1
-    resp = client.get("/health/ready")
+    with socket.create_server(("127.0.0.1", 0)) as hl7_listener:  # stands in for runhl7's port
+        settings.RIS_HL7_BIND_ADDRESS, settings.RIS_HL7_PORT = "127.0.0.1", hl7_listener.getsockname()[1]
+        resp = client.get("/health/ready")
     body = resp.json()
     assert resp.status_code == 200, body
     checks = body["checks"]
@@ -48,7 +50,7 @@ def test_readiness_reports_each_dependency(client, settings, dicom_node):
         "broker": "ok",
         "storage": "ok",
         "dicom": "ok",
-        "hl7": "skipped",  # lights up when the HL7 listener (runhl7, RIS_HL7_PORT) lands
+        "hl7": "ok",
     }
     assert checks["storage"]["free_bytes"] > 0
 
@@ -69,7 +71,7 @@ def test_readiness_fails_with_503_and_names_the_check(client, settings):
     assert checks["broker"]["status"] == "fail"
     assert checks["storage"]["status"] == "fail" and checks["storage"]["error"] == "LowSpace"
     assert "redis://" not in resp.content.decode()  # no DSNs, no messages
-    settings.RIS_HEALTH_SKIP = ["dicom", "broker", "storage"]
+    settings.RIS_HEALTH_SKIP = ["dicom", "broker", "storage", "hl7"]
     assert client.get("/health/ready").status_code == 200
 
 
@@ -89,7 +91,7 @@ def test_hl7_check_lights_up_when_configured(settings, monkeypatch):
 
 
 def test_readiness_and_metrics_are_internal_only(client, settings):
-    settings.RIS_HEALTH_SKIP = ["dicom"]
+    settings.RIS_HEALTH_SKIP = ["dicom", "hl7"]
     assert client.get("/health/ready", **EXTERNAL).status_code == 404
     assert client.get("/metrics", **EXTERNAL).status_code == 404
     settings.RIS_HEALTH_TOKEN = "s3cret-token-for-monitoring"
