@@ -1062,7 +1062,13 @@ async function main() {
   wireToolbar();
   buildLayout();
   // Events can arrive before a debounced scroll settles: a slow refresh keeps the overlay true.
-  setInterval(scheduleOverlay, 250);
+  // It runs directly, not through requestAnimationFrame: Chromium pauses animation frames for a
+  // page it considers hidden (a second window, a loaded headless browser), and an overlay that
+  // waits for a frame then shows an earlier slice's position beside the current image.
+  setInterval(() => {
+    healCameras();
+    updateAllOverlays();
+  }, 250);
   let manifest;
   try {
     manifest = await fetchManifest(cfg.manifest);
