@@ -44,6 +44,7 @@ run: venv messages
 	$(BIN)/python manage.py seed_department
 	$(BIN)/python manage.py seed_reports
 	$(BIN)/python manage.py seed_viewer_demo
+	$(BIN)/python manage.py department_milestones
 	$(BIN)/python manage.py runsystem
 
 ## make test: install, make sure PostgreSQL/Redis/DCMTK/Chromium are there, run the whole suite.

@@ -115,9 +115,11 @@ class ProcedureMilestone(models.Model):
     """One row per procedure: its turnaround milestones, derived from the event logs.
 
     A reporting table (PostgreSQL path of the dashboards): it holds nothing that is not in
-    ``scheduling.ProcedureEvent`` / ``reports.ReportEvent``, is kept current by
-    ``department.services.milestones_sync`` (incremental, by event id) and can be rebuilt at
-    any time with ``manage.py department_milestones --rebuild``.
+    ``scheduling.ProcedureEvent`` / ``reports.ReportEvent``, is written only by
+    ``department.services``: refreshed per procedure when a transition commits (the signal
+    receivers in ``department.receivers``), caught up by the periodic backstop
+    ``milestones_sync`` and rebuilt at any time with ``manage.py department_milestones --rebuild``.
+    Reads never write it.
     """
 
     procedure = models.OneToOneField(
@@ -165,10 +167,23 @@ class ProcedureMilestone(models.Model):
 
 
 class MilestoneSyncState(models.Model):
-    """High-water marks of the event logs already folded into ProcedureMilestone."""
+    """Where the backstop sync stands in the event logs (one row; see ``milestones_sync``).
+
+    ``*_event_id`` are the highest ids seen and ``*_events_above`` how many events lay above the
+    settled marks at the last sync; the settled marks are ids every event under which has
+    committed and been read; the pending marks become settled RIS_MILESTONE_SETTLE_SECONDS after
+    ``pending_at``.
+    """
 
     procedure_event_id = models.BigIntegerField(default=0)
     report_event_id = models.BigIntegerField(default=0)
+    procedure_events_above = models.BigIntegerField(default=0)
+    report_events_above = models.BigIntegerField(default=0)
+    settled_procedure_event_id = models.BigIntegerField(default=0)
+    settled_report_event_id = models.BigIntegerField(default=0)
+    pending_procedure_event_id = models.BigIntegerField(default=0)
+    pending_report_event_id = models.BigIntegerField(default=0)
+    pending_at = models.DateTimeField(null=True)
     synced_at = models.DateTimeField(null=True)
 
     class Meta:

@@ -9,19 +9,21 @@ wrong, and the negative balance is what tells the department to recount.
 from __future__ import annotations
 
 import logging
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 
+from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import F
+from django.db.models import Count, F, Max
 from django.utils import timezone
 
 from audit.services import audit_record
+from reports.models import Report, ReportEvent
 from ris.errors import ApplicationError, NotFound
 from scheduling.models import ProcedureEvent, RequestedProcedure
 
 from .models import MaterialItem, MaterialReceipt, MaterialUsage, MilestoneSyncState, UsageSource
-from .selectors import _milestone_cte, _model
+from .selectors.milestones import _milestone_cte
 
 logger = logging.getLogger(__name__)
 
@@ -202,11 +204,17 @@ MILESTONE_COLUMNS = [
     "returned",
     "addendum",
 ]
-# Event ids are allocated before commit, so a slow transaction can commit an event below the
-# mark already synced. Each sync re-reads this many ids below the mark to pick those up.
-SYNC_SAFETY_IDS = 200
+# Event ids are allocated before commit, so a slow transaction can commit an event *below* the
+# mark already synced. The backstop therefore re-reads every event above a "settled" mark: the
+# highest ids seen at a sync at least RIS_MILESTONE_SETTLE_SECONDS ago. No transaction lives
+# that long (requests and tasks are time-limited well below it), so every event at or under the
+# settled mark has committed (or rolled back) and has been read by a sync since.
 REBUILD_CHUNK = 50_000
-_SYNC_LOCK = 0x52495344  # pg advisory lock key ("RISD")
+_SYNC_LOCK = 0x52495344  # pg advisory lock key ("RISD"): serialises every write of the table
+
+
+def _settle_seconds() -> int:
+    return int(settings.RIS_MILESTONE_SETTLE_SECONDS)
 
 
 def _upsert_sql(source: str) -> str:
@@ -220,27 +228,42 @@ def _upsert_sql(source: str) -> str:
     )
 
 
+def _lock(cur) -> None:
+    # One writer of the table at a time, each statement after the lock: the last refresh of a
+    # procedure always reads a snapshot at least as new as the one before it (no stale overwrite
+    # by a slower, older statement). A few milliseconds of work that PostgreSQL would otherwise
+    # spend ~2 s JIT-compiling.
+    cur.execute("SELECT pg_advisory_xact_lock(%s)", [_SYNC_LOCK])
+    cur.execute("SET LOCAL jit = off")
+
+
 def milestones_refresh(*, procedure_ids) -> int:
     """Recompute the milestones of these procedures from the event logs (PostgreSQL)."""
     ids = sorted({int(i) for i in procedure_ids})
     if not ids or connection.vendor != "postgresql":
         return 0
-    with connection.cursor() as cur:
+    with transaction.atomic(), connection.cursor() as cur:
+        _lock(cur)
         cur.execute(_upsert_sql("ids"), {"ids": ids, "modality": ""})
         return cur.rowcount
 
 
 def milestones_rebuild(*, chunk: int = REBUILD_CHUNK, stdout=None) -> int:
-    """Recompute every procedure's milestones, in id ranges; then mark the logs as synced."""
+    """Recompute every procedure's milestones, in id ranges; then mark the logs as synced.
+
+    Events committed while a rebuild runs are above the marks read at its start and are
+    picked up by the next sync.
+    """
     if connection.vendor != "postgresql":
         return 0
 
     marks = _event_marks()
+    started = timezone.now()
     hi = RequestedProcedure.objects.order_by("-pk").values_list("pk", flat=True).first() or 0
     done = 0
     for lo in range(1, hi + 1, chunk):
         with transaction.atomic(), connection.cursor() as cur:
-            cur.execute("SET LOCAL jit = off")
+            _lock(cur)
             cur.execute(_upsert_sql("range"), {"lo": lo, "hi": lo + chunk - 1, "modality": ""})
             done += cur.rowcount
         if stdout is not None:
@@ -250,6 +273,13 @@ def milestones_rebuild(*, chunk: int = REBUILD_CHUNK, stdout=None) -> int:
         defaults={
             "procedure_event_id": marks[0],
             "report_event_id": marks[1],
+            "settled_procedure_event_id": marks[0],
+            "settled_report_event_id": marks[1],
+            "pending_procedure_event_id": marks[0],
+            "pending_report_event_id": marks[1],
+            "pending_at": started,
+            "procedure_events_above": 0,
+            "report_events_above": 0,
             "synced_at": timezone.now(),
         },
     )
@@ -258,50 +288,83 @@ def milestones_rebuild(*, chunk: int = REBUILD_CHUNK, stdout=None) -> int:
 
 def _event_marks() -> tuple[int, int]:
     pe = ProcedureEvent.objects.order_by("-pk").values_list("pk", flat=True).first() or 0
-    ReportEvent = _model("reports", "ReportEvent")
-    re_ = (
-        (ReportEvent.objects.order_by("-pk").values_list("pk", flat=True).first() or 0) if ReportEvent else 0
-    )
+    re_ = ReportEvent.objects.order_by("-pk").values_list("pk", flat=True).first() or 0
     return pe, re_
 
 
-def milestones_sync() -> int:
-    """Fold events newer than the last sync into the milestone table. Cheap when idle.
+def _seen_above(pe: int, re_: int) -> tuple[int, int, int, int]:
+    """(max id, count) of each log above the settled marks: a late commit changes the count."""
+    p = ProcedureEvent.objects.filter(pk__gt=pe).aggregate(m=Max("pk"), n=Count("pk"))
+    r = ReportEvent.objects.filter(pk__gt=re_).aggregate(m=Max("pk"), n=Count("pk"))
+    return p["m"] or pe, p["n"], r["m"] or re_, r["n"]
 
-    Runs before every dashboard query that reads the table, so the figures are never behind
-    the event logs; an advisory lock serialises concurrent syncs.
+
+def milestones_sync(*, now: datetime | None = None) -> int:
+    """The backstop: fold into the milestone table every event a receiver may have missed.
+
+    The signal receivers (``department.receivers``) refresh a procedure as soon as its
+    transition commits; this periodic job (``department.milestones_sync``, Celery beat, one run
+    at a time) catches the rest: events written without a signal (``images_available`` on a
+    started exam, imports, hand fixes), a receiver that failed, a worker that died between
+    commit and refresh, and events committed late with ids below ones already synced. It
+    re-reads every event above the settled marks (see ``RIS_MILESTONE_SETTLE_SECONDS``) and is
+    a no-op when neither the highest id nor the number of events above the marks has changed.
+    Returns the number of procedures refreshed.
     """
     if connection.vendor != "postgresql":
         return 0
-
+    now = now or timezone.now()
     with transaction.atomic(), connection.cursor() as cur:
-        # One sync at a time; the others wait for it and then find nothing left to do, so no
-        # reader ever sees a half-built table.
-        cur.execute("SELECT pg_advisory_xact_lock(%s)", [_SYNC_LOCK])
-        # A few milliseconds of work that PostgreSQL would otherwise spend ~2 s JIT-compiling.
-        cur.execute("SET LOCAL jit = off")
+        # One sync at a time; the others wait for it and then find nothing left to do.
+        _lock(cur)
         state, _ = MilestoneSyncState.objects.get_or_create(pk=1)
-        marks = _event_marks()
-        if (state.procedure_event_id, state.report_event_id) == marks:
-            return 0
         if state.synced_at is None:
             # Never built: compute everything in id ranges rather than one giant id list.
             return milestones_rebuild()
-        params = {
-            "pe": max(state.procedure_event_id - SYNC_SAFETY_IDS, 0),
-            "re": max(state.report_event_id - SYNC_SAFETY_IDS, 0),
-        }
-        sql = "SELECT DISTINCT requested_procedure_id FROM scheduling_procedureevent WHERE id > %(pe)s"
-        if _model("reports", "ReportEvent") is not None:
-            sql += (
+        settled = (state.settled_procedure_event_id, state.settled_report_event_id)
+        pending = (state.pending_procedure_event_id, state.pending_report_event_id)
+        pending_at = state.pending_at
+        if pending_at is not None and now - pending_at >= timedelta(seconds=_settle_seconds()):
+            # Every id up to the pending marks was allocated before pending_at: all committed by now.
+            settled, pending_at = pending, None
+        seen = _seen_above(*settled)
+        before = (
+            state.procedure_event_id,
+            state.procedure_events_above,
+            state.report_event_id,
+            state.report_events_above,
+        )
+        n = 0
+        if seen != before or settled != (state.settled_procedure_event_id, state.settled_report_event_id):
+            cur.execute(
+                "SELECT DISTINCT requested_procedure_id FROM scheduling_procedureevent WHERE id > %(pe)s"
                 " UNION SELECT r.requested_procedure_id FROM reports_reportevent x"
-                " JOIN reports_report r ON r.id = x.report_id WHERE x.id > %(re)s"
+                " JOIN reports_report r ON r.id = x.report_id WHERE x.id > %(re)s",
+                {"pe": settled[0], "re": settled[1]},
             )
-        cur.execute(sql, params)
-        ids = [r[0] for r in cur.fetchall()]
-        n = milestones_refresh(procedure_ids=ids)
+            ids = sorted(r[0] for r in cur.fetchall())
+            if ids:
+                cur.execute(_upsert_sql("ids"), {"ids": ids, "modality": ""})
+                n = cur.rowcount
+        if pending_at is None:
+            pending, pending_at = (seen[0], seen[2]), now
         MilestoneSyncState.objects.filter(pk=1).update(
-            procedure_event_id=marks[0], report_event_id=marks[1], synced_at=timezone.now()
+            procedure_event_id=seen[0],
+            procedure_events_above=seen[1],
+            report_event_id=seen[2],
+            report_events_above=seen[3],
+            settled_procedure_event_id=settled[0],
+            settled_report_event_id=settled[1],
+            pending_procedure_event_id=pending[0],
+            pending_report_event_id=pending[1],
+            pending_at=pending_at,
+            synced_at=now,
         )
     logger.debug("milestones synced: %s procedures", n)
     return n
+
+
+def milestones_refresh_for_report(*, report_id: int) -> int:
+    """The milestones of the procedure of this report (after a report transition)."""
+    pid = Report.objects.filter(pk=report_id).values_list("requested_procedure_id", flat=True).first()
+    return milestones_refresh(procedure_ids=[pid]) if pid is not None else 0

@@ -359,6 +359,15 @@ RIS_INGEST_CHUNK_SIZE = env.int("RIS_INGEST_CHUNK_SIZE", default=50)
 # Department dashboards (docs/department.md): figure cache; targets in minutes per priority.
 RIS_DASHBOARD_CACHE_SECONDS = env.int("RIS_DASHBOARD_CACHE_SECONDS", default=60)
 RIS_BACKLOG_WINDOW_DAYS = env.int("RIS_BACKLOG_WINDOW_DAYS", default=30)
+# Turnaround milestone table: refreshed when a transition commits; this periodic job is the
+# backstop for anything missed. An event id is "settled" (no late commit below it can still
+# come) this long after it was seen: longer than any transaction lives.
+RIS_MILESTONE_SYNC_SECONDS = env.int("RIS_MILESTONE_SYNC_SECONDS", default=60)
+RIS_MILESTONE_SETTLE_SECONDS = env.int("RIS_MILESTONE_SETTLE_SECONDS", default=900)
+CELERY_BEAT_SCHEDULE["department-milestones-sync"] = {
+    "task": "department.milestones_sync",
+    "schedule": RIS_MILESTONE_SYNC_SECONDS,
+}
 # e.g. "STAT=60,URGENT=240,ROUTINE=1440" (report TAT completed → final, minutes) or
 # "STAT.order_to_completed=60"; unset: department.selectors.DEFAULT_TAT_TARGETS.
 if env("RIS_TAT_TARGETS", default=""):

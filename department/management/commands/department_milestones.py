@@ -8,7 +8,11 @@ from department.services import milestones_rebuild, milestones_sync
 
 
 class Command(BaseCommand):
-    help = "Sync (default) or --rebuild the turnaround milestones from the procedure and report event logs."
+    help = (
+        "Run the backstop sync now (default; the beat job department.milestones_sync does it every"
+        " RIS_MILESTONE_SYNC_SECONDS) or --rebuild the turnaround milestones from the procedure and"
+        " report event logs."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument("--rebuild", action="store_true", help="recompute every procedure")
